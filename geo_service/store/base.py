@@ -1,0 +1,93 @@
+"""The one interface both stores implement: features in canonical frames, rasters as files."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+
+from geo_service.catalogue import Catalogue, Layer
+
+BBox = tuple[float, float, float, float]
+
+
+class StoreError(Exception):
+    """A store could not do what was asked; the message is fit for a user."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did."""
+
+    inserted: int
+    updated: int
+
+
+class Store(ABC):
+    """A place that keeps the catalogue's layers.
+
+    Every write is atomic: it happens whole or not at all. Features go in and come out as
+    canonical frames (``geo_service.schema``); rasters are kept as GeoTIFF files.
+    """
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+
+    def layer(self, layer_id: str) -> Layer:
+        """The catalogue layer ``layer_id``; KeyError when unknown."""
+        return self.catalogue[layer_id]
+
+    @abstractmethod
+    def upsert(self, layer_id: str, frame: gpd.GeoDataFrame) -> WriteResult:
+        """Insert features, or update those whose ``id`` is already stored."""
+
+    @abstractmethod
+    def replace(self, layer_id: str, frame: gpd.GeoDataFrame) -> WriteResult:
+        """Make ``frame`` the whole content of the layer."""
+
+    @abstractmethod
+    def read(
+        self,
+        layer_id: str,
+        *,
+        bbox: BBox | None = None,
+        ids: list[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> gpd.GeoDataFrame:
+        """Features ordered by id, optionally those intersecting ``bbox`` (lon/lat) or with ``ids``."""
+
+    @abstractmethod
+    def count(self, layer_id: str, *, bbox: BBox | None = None) -> int:
+        """How many features the layer holds (intersecting ``bbox`` when given)."""
+
+    @abstractmethod
+    def delete(self, layer_id: str, ids: list[str]) -> int:
+        """Remove the features with ``ids``; returns how many were removed."""
+
+    @abstractmethod
+    def put_raster(self, layer_id: str, path: Path) -> None:
+        """Keep the GeoTIFF at ``path`` as the raster layer ``layer_id`` (replacing any)."""
+
+    @abstractmethod
+    def raster_path(self, layer_id: str) -> Path | None:
+        """A local GeoTIFF of raster layer ``layer_id``, or None when none is stored."""
+
+    @abstractmethod
+    def data_version(self) -> str:
+        """A token that changes whenever any stored data changes."""
+
+    def counts(self) -> dict[str, int]:
+        """Feature count of every vector layer."""
+        return {layer.id: self.count(layer.id) for layer in self.catalogue.vector_layers}
+
+    def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
+        """Release connections."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

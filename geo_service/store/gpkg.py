@@ -1,0 +1,229 @@
+"""The embedded store: one GeoPackage file, no server to install.
+
+Writes are copy-on-write: the file is copied, the copy changed and synced to disk, then renamed
+over the original. A rename is atomic, so a crash at any point leaves either the old file or the
+new one, never a half-written one. A lock file serialises writers; readers never wait.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import shapely
+
+from geo_service.catalogue import Catalogue, Layer
+from geo_service.schema import conform, empty_frame, list_to_text
+from geo_service.store.base import BBox, Store, StoreError, WriteResult
+
+GPKG_NAME = "georisk.gpkg"
+META_TABLE = "georisk_meta"
+
+
+class GeoPackageStore(Store):
+    """Layers as tables of one GeoPackage under ``data_dir``; rasters as GeoTIFFs beside it."""
+
+    def __init__(self, catalogue: Catalogue, data_dir: Path) -> None:
+        super().__init__(catalogue)
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / GPKG_NAME
+        self.raster_dir = self.data_dir / "rasters"
+
+    def upsert(self, layer_id: str, frame: gpd.GeoDataFrame) -> WriteResult:
+        """Insert new ids, replace the rows of ids already stored."""
+        layer = self.layer(layer_id)
+        incoming = conform(layer, frame)
+        _check_unique_ids(layer, incoming)
+        result = WriteResult(0, 0)
+
+        def change(path: Path) -> None:
+            nonlocal result
+            current = _read_layer(path, layer)
+            kept = current[~current["id"].isin(incoming["id"])]
+            updated = len(current) - len(kept)
+            result = WriteResult(inserted=len(incoming) - updated, updated=updated)
+            merged = pd.concat([kept, incoming], ignore_index=True) if len(kept) else incoming
+            _write_layer(path, layer, gpd.GeoDataFrame(merged, geometry="geometry", crs=4326))
+
+        self._transaction(change)
+        return result
+
+    def replace(self, layer_id: str, frame: gpd.GeoDataFrame) -> WriteResult:
+        """Make ``frame`` the whole layer."""
+        layer = self.layer(layer_id)
+        incoming = conform(layer, frame)
+        _check_unique_ids(layer, incoming)
+        self._transaction(lambda path: _write_layer(path, layer, incoming))
+        return WriteResult(inserted=len(incoming), updated=0)
+
+    def read(
+        self,
+        layer_id: str,
+        *,
+        bbox: BBox | None = None,
+        ids: list[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> gpd.GeoDataFrame:
+        """Features ordered by id; ``bbox`` keeps those whose geometry intersects the box."""
+        layer = self.layer(layer_id)
+        frame = _read_layer(self.path, layer, bbox=bbox, ids=ids)
+        if bbox is not None and len(frame):
+            frame = frame[shapely.intersects(frame.geometry.values, shapely.box(*bbox))]
+        stop = None if limit is None else offset + limit
+        return frame.iloc[offset:stop].reset_index(drop=True)
+
+    def count(self, layer_id: str, *, bbox: BBox | None = None) -> int:
+        """Feature count; a bbox count reads only the geometries the R-tree selects."""
+        layer = self.layer(layer_id)
+        if not _has_layer(self.path, layer.id):
+            return 0
+        if bbox is None:
+            return int(pyogrio.read_info(self.path, layer=layer.id)["features"])
+        frame = pyogrio.read_dataframe(self.path, layer=layer.id, columns=[], bbox=bbox)
+        return int(shapely.intersects(frame.geometry.values, shapely.box(*bbox)).sum())
+
+    def delete(self, layer_id: str, ids: list[str]) -> int:
+        """Remove features by id."""
+        layer = self.layer(layer_id)
+        removed = 0
+
+        def change(path: Path) -> None:
+            nonlocal removed
+            current = _read_layer(path, layer)
+            kept = current[~current["id"].isin(ids)].reset_index(drop=True)
+            removed = len(current) - len(kept)
+            if removed:
+                _write_layer(path, layer, kept)
+
+        self._transaction(change)
+        return removed
+
+    def put_raster(self, layer_id: str, path: Path) -> None:
+        """Copy the GeoTIFF in, atomically."""
+        layer = self.layer(layer_id)
+        if layer.kind != "raster":
+            raise StoreError(f"layer {layer_id!r} is not a raster layer")
+        self.raster_dir.mkdir(parents=True, exist_ok=True)
+        target = self.raster_dir / f"{layer.id}.tif"
+        with self._lock():
+            staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+            shutil.copyfile(path, staging)
+            _fsync(staging)
+            os.replace(staging, target)
+            self._bump_version()
+
+    def raster_path(self, layer_id: str) -> Path | None:
+        """The stored GeoTIFF, if any."""
+        path = self.raster_dir / f"{self.layer(layer_id).id}.tif"
+        return path if path.exists() else None
+
+    def data_version(self) -> str:
+        """Changes on every write (features or rasters)."""
+        if not _has_layer(self.path, META_TABLE):
+            return "empty"
+        meta = pyogrio.read_dataframe(self.path, layer=META_TABLE, read_geometry=False)
+        values = dict(zip(meta["key"], meta["value"], strict=True))
+        return str(values.get("data_version", "empty"))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _transaction(self, change: Callable[[Path], None]) -> None:
+        """Apply ``change`` to a copy of the file, then swap the copy in with one rename."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            staging = self.path.with_name(f".staging-{uuid.uuid4().hex}.gpkg")
+            try:
+                if self.path.exists():
+                    shutil.copyfile(self.path, staging)
+                change(staging)
+                _write_meta(staging, {"data_version": uuid.uuid4().hex})
+                _fsync(staging)
+                os.replace(staging, self.path)
+                _fsync(self.data_dir)
+            finally:
+                staging.unlink(missing_ok=True)
+
+    def _bump_version(self) -> None:
+        # called with the lock held; a version-only change is its own small transaction
+        staging = self.path.with_name(f".staging-{uuid.uuid4().hex}.gpkg")
+        try:
+            if self.path.exists():
+                shutil.copyfile(self.path, staging)
+            _write_meta(staging, {"data_version": uuid.uuid4().hex})
+            _fsync(staging)
+            os.replace(staging, self.path)
+        finally:
+            staging.unlink(missing_ok=True)
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / ".georisk.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _has_layer(path: Path, name: str) -> bool:
+    return path.exists() and name in {str(row[0]) for row in pyogrio.list_layers(path)}
+
+
+def _read_layer(
+    path: Path, layer: Layer, *, bbox: BBox | None = None, ids: list[str] | None = None
+) -> gpd.GeoDataFrame:
+    if not _has_layer(path, layer.id):
+        return empty_frame(layer)
+    where = None
+    if ids is not None:
+        if not ids:
+            return empty_frame(layer)
+        quoted = ",".join("'" + str(i).replace("'", "''") + "'" for i in ids)
+        where = f"id IN ({quoted})"
+    frame = pyogrio.read_dataframe(path, layer=layer.id, bbox=bbox, where=where, use_arrow=True)
+    return conform(layer, frame)
+
+
+def _write_layer(path: Path, layer: Layer, frame: gpd.GeoDataFrame) -> None:
+    stored = frame.copy()
+    for spec in layer.fields:
+        if spec.type == "list":
+            stored[spec.name] = stored[spec.name].map(list_to_text).astype(object)
+    stored = stored.sort_values("id", kind="stable")  # rows in id order: reads come back sorted
+    pyogrio.write_dataframe(
+        stored, path, layer=layer.id, driver="GPKG", geometry_type="Unknown", promote_to_multi=False
+    )
+
+
+def _write_meta(path: Path, values: dict[str, str]) -> None:
+    current: dict[str, str] = {}
+    if _has_layer(path, META_TABLE):
+        meta = pyogrio.read_dataframe(path, layer=META_TABLE, read_geometry=False)
+        current = dict(zip(meta["key"], meta["value"], strict=True))
+    current.update(values)
+    table = pd.DataFrame({"key": list(current), "value": list(current.values())})
+    pyogrio.write_dataframe(table, path, layer=META_TABLE, driver="GPKG")
+
+
+def _check_unique_ids(layer: Layer, frame: gpd.GeoDataFrame) -> None:
+    dupes = frame["id"][frame["id"].duplicated()].unique()
+    if len(dupes):
+        raise StoreError(f"{layer.id}: duplicate ids in one write: {', '.join(map(str, dupes[:5]))}")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
