@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+from shapely.geometry.base import BaseGeometry
 
 from geo_service.catalogue import Catalogue, Layer
+from geo_service.metric import distance_m
 
 BBox = tuple[float, float, float, float]
 
@@ -78,6 +81,23 @@ class Store(ABC):
     @abstractmethod
     def data_version(self) -> str:
         """A token that changes whenever any stored data changes."""
+
+    def near(self, layer_id: str, geometry: BaseGeometry, distance: float) -> gpd.GeoDataFrame:
+        """Features within ``distance`` metres of ``geometry`` (EPSG:4326), nearest first.
+
+        The result carries a ``distance_m`` column. This default reads the candidates in a
+        bounding box widened by the distance and measures each exactly in metres; PostGIS
+        overrides it with ``ST_DWithin`` on geography.
+        """
+        minx, miny, maxx, maxy = geometry.bounds
+        # degrees per metre shrink with latitude; widen by 1 % so no candidate is missed
+        lat = min(max(abs(miny), abs(maxy)), 89.0)
+        dlat = distance / 110_574 * 1.01
+        dlon = distance / (111_320 * np.cos(np.radians(lat + dlat))) * 1.01
+        candidates = self.read(layer_id, bbox=(minx - dlon, miny - dlat, maxx + dlon, maxy + dlat))
+        measured = distance_m(candidates.geometry.values, np.full(len(candidates), geometry))
+        found = candidates.assign(distance_m=measured)[measured <= distance]
+        return found.sort_values(["distance_m", "id"], kind="stable").reset_index(drop=True)
 
     def counts(self) -> dict[str, int]:
         """Feature count of every vector layer."""
