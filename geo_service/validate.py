@@ -81,7 +81,11 @@ def validate_frame(
     geometry_errors: dict[int, tuple[str, object, str]] | None = None,
 ) -> Validation:
     """Check ``raw`` (as read, coordinates in ``source``) against ``layer``."""
-    checker = _Checker(layer, raw.reset_index(drop=True), source, file)
+    raw, renamed = _restore_shapefile_names(layer, raw.reset_index(drop=True))
+    checker = _Checker(layer, raw, source, file)
+    if renamed:
+        pairs = ", ".join(f"{short} → {full}" for short, full in renamed.items())
+        checker.file_problem(None, f"Shapefile-truncated column names read as {pairs}", "note")
     checker.check_ids(id_field or layer.id_field)
     for row, (column, value, reason) in (geometry_errors or {}).items():
         checker.error(np.array([row]), column, value, reason)
@@ -317,6 +321,19 @@ def _constraints(spec: FieldSpec, parsed: pd.Series, ok: np.ndarray) -> list[tup
         mismatch = ok & ~parsed.map(lambda v: bool(regex.fullmatch(str(v)))).to_numpy(dtype=bool)
         checks.append((mismatch, f"does not match the pattern {spec.pattern}"))
     return checks
+
+
+def _restore_shapefile_names(layer: Layer, raw: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, str]]:
+    """Map column names a Shapefile cut to 10 characters back to the catalogue's field names."""
+    names = [f.name for f in layer.fields]
+    renamed = {}
+    for column in raw.columns:
+        if column in names or len(str(column)) != 10:
+            continue
+        matches = [n for n in names if n.startswith(str(column))]
+        if len(matches) == 1 and matches[0] not in raw.columns:
+            renamed[column] = matches[0]
+    return raw.rename(columns=renamed), renamed
 
 
 def _derived_ids(layer: Layer, raw: gpd.GeoDataFrame) -> np.ndarray:
