@@ -56,7 +56,9 @@ def distance_m(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
     if ga.size == 0:
         return np.zeros(0)
     if np.all(shapely.get_type_id(ga) == 0) and np.all(shapely.get_type_id(gb) == 0):
-        _, _, dist = GEOD.inv(shapely.get_x(ga), shapely.get_y(ga), shapely.get_x(gb), shapely.get_y(gb))
+        _, _, dist = GEOD.inv(
+            shapely.get_x(ga), shapely.get_y(ga), shapely.get_x(gb), shapely.get_y(gb)
+        )
         return np.asarray(dist, dtype=float)
     centres = shapely.centroid(shapely.union(shapely.centroid(ga), shapely.centroid(gb)))
     out = np.empty(ga.size, dtype=float)

@@ -1,4 +1,4 @@
-"""The canonical in-memory form of a layer: one GeoDataFrame shape that every store reads and writes.
+"""The canonical in-memory form of a layer: one GeoDataFrame shape every store reads and writes.
 
 Columns: ``id`` (text), the layer's catalogue fields in catalogue order, ``source_crs`` (the CRS the
 features were imported from, e.g. ``EPSG:4547`` or ``gcj02``), and ``geometry`` in EPSG:4326.

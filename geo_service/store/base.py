@@ -60,7 +60,7 @@ class Store(ABC):
         limit: int | None = None,
         offset: int = 0,
     ) -> gpd.GeoDataFrame:
-        """Features ordered by id, optionally those intersecting ``bbox`` (lon/lat) or with ``ids``."""
+        """Features ordered by id; those intersecting ``bbox`` (lon/lat) or with ``ids``."""
 
     @abstractmethod
     def count(self, layer_id: str, *, bbox: BBox | None = None) -> int:
