@@ -10,6 +10,7 @@ pass what they read through ``conform``, so they hand out identical frames for i
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import geopandas as gpd
@@ -38,12 +39,12 @@ def empty_frame(layer: Layer) -> gpd.GeoDataFrame:
 
 def conform(layer: Layer, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Bring a frame read from any store into canonical form (columns, dtypes, row order)."""
-    data: dict[str, Any] = {"id": frame["id"].astype(str).to_numpy(dtype=object)}
+    data: dict[str, Any] = {"id": _objects(frame["id"].astype(str).tolist())}
     for spec in layer.fields:
         raw = frame[spec.name] if spec.name in frame else pd.Series([None] * len(frame))
         data[spec.name] = coerce(spec, pd.Series(raw.to_numpy(dtype=object)))
     source = frame["source_crs"] if "source_crs" in frame else pd.Series([None] * len(frame))
-    data["source_crs"] = pd.Series(source.to_numpy(dtype=object)).map(_text_or_none)
+    data["source_crs"] = _objects(map(_text_or_none, source))
     geometry = frame.geometry
     if geometry.crs is None:
         geometry = geometry.set_crs(4326)
@@ -54,7 +55,7 @@ def conform(layer: Layer, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def coerce(spec: FieldSpec, values: pd.Series) -> pd.Series:
     """Values of one field in their canonical dtype (values must already be valid)."""
     if spec.type == "string":
-        return values.map(_text_or_none).astype(object)
+        return _objects(map(_text_or_none, values), values.index)
     if spec.type == "integer":
         return pd.array([None if _missing(v) else int(v) for v in values], dtype="Int64")
     if spec.type == "number":
@@ -65,7 +66,7 @@ def coerce(spec: FieldSpec, values: pd.Series) -> pd.Series:
         return pd.to_datetime(values.map(lambda v: None if _missing(v) else v)).astype(
             "datetime64[ms]"
         )
-    return values.map(as_list).astype(object)
+    return _objects(map(as_list, values), values.index)
 
 
 def as_list(value: Any) -> list[str] | None:
@@ -84,6 +85,12 @@ def as_list(value: Any) -> list[str] | None:
 def list_to_text(value: Any) -> str | None:
     """How a list is stored in a store without array columns: a JSON array text."""
     return None if value is None else json.dumps(list(value), ensure_ascii=False)
+
+
+def _objects(values: Iterable[Any], index: pd.Index | None = None) -> pd.Series:
+    # an object Series keeps None as None; pandas 3 would infer `str` and turn None into NaN,
+    # and only when the column holds some text, so a frame's dtypes would depend on its rows
+    return pd.Series(list(values), index=index, dtype=object)
 
 
 def _missing(value: Any) -> bool:

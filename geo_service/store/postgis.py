@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -425,7 +426,7 @@ def _rows(layer: Layer, frame: gpd.GeoDataFrame) -> list[tuple[Any, ...]]:
     values = [
         frame["id"].tolist(),
         *(_python(spec, frame[spec.name]) for spec in layer.fields),
-        frame["source_crs"].tolist(),
+        [None if _missing(v) else str(v) for v in frame["source_crs"]],
         shapely.to_wkb(geoms, output_dimension=2).tolist(),
     ]
     return list(zip(*values, strict=True))
@@ -433,7 +434,7 @@ def _rows(layer: Layer, frame: gpd.GeoDataFrame) -> list[tuple[Any, ...]]:
 
 def _python(spec: FieldSpec, series: pd.Series) -> list[Any]:
     values = series.astype(object).tolist()
-    missing = [v is None or v is pd.NA or v is pd.NaT for v in values]
+    missing = [_missing(v) for v in values]
     if spec.type == "integer":
         return [None if m else int(v) for v, m in zip(values, missing, strict=True)]
     if spec.type == "number":
@@ -443,6 +444,16 @@ def _python(spec: FieldSpec, series: pd.Series) -> list[Any]:
     if spec.type == "date":
         return [None if m else pd.Timestamp(v).date() for v, m in zip(values, missing, strict=True)]
     return [None if m else v for v, m in zip(values, missing, strict=True)]
+
+
+def _missing(value: Any) -> bool:
+    """None, NA, NaT or NaN (a missing text reads back as NaN from a pandas 3 frame)."""
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def _stage(conn: Connection, target: Table, rows: list[tuple[Any, ...]]) -> Table:
@@ -526,8 +537,13 @@ def _frame(layer: Layer, rows: Any) -> gpd.GeoDataFrame:
 
 
 def _intersects(source: Table, bbox: BBox) -> ColumnElement[bool]:
+    """Exact ``ST_Intersects`` with the box (GiST-indexed).
+
+    ``ST_Envelope`` turns a box of zero width or height into the point or line it is, which
+    PostGIS, unlike GEOS, would otherwise find to intersect nothing.
+    """
     west, south, east, north = _bbox(bbox)
-    envelope = func.ST_MakeEnvelope(west, south, east, north, 4326)
+    envelope = func.ST_Envelope(func.ST_MakeEnvelope(west, south, east, north, 4326))
     return func.ST_Intersects(source.c[GEOMETRY_COLUMN], envelope).is_(True)
 
 
