@@ -121,9 +121,9 @@ def load_lock(path: Path | None = None) -> list[Package]:
     return packages
 
 
-def vendor_url(package: str, file: str) -> str:
-    """The URL under which the app serves ``file`` of ``package``."""
-    return f"/static/vendor/{package}/{file}"
+def vendor_url(path: str) -> str:
+    """The URL under which the app serves ``path`` (``<package>/<file>``) of the vendor dir."""
+    return f"/static/vendor/{path}"
 
 
 def missing_files(paths: list[str], target_dir: Path | None = None) -> list[str]:

@@ -1,0 +1,53 @@
+"""The FastAPI application: built by ``create_app``, resources opened by its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from geo_service import __version__
+from geo_service.api import routes_layers, routes_pages
+from geo_service.api.errors import install_error_handlers
+from geo_service.assets import STATIC_DIR
+from geo_service.catalogue import load_catalogue
+from geo_service.settings import Settings
+from geo_service.store import open_store
+
+
+def create_app(settings: Settings | None = None, *, static_dir: Path | None = None) -> FastAPI:
+    """The georisk web service; nothing is opened until the app starts.
+
+    ``static_dir`` is the folder served under ``/static`` (default: ``geo_service/static``,
+    whose ``vendor/`` holds the front-end files fetched by ``georisk assets fetch``).
+    """
+    settings = settings or Settings()
+    static_dir = static_dir or STATIC_DIR
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        catalogue = load_catalogue(settings.catalogue_dir)
+        store = open_store(settings, catalogue)
+        app.state.settings = settings
+        app.state.catalogue = catalogue
+        app.state.store = store
+        app.state.static_dir = static_dir
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(
+        title="georisk",
+        version=__version__,
+        description="Hazards beside people, on a map, graded in four colours.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(routes_pages.router)
+    app.include_router(routes_layers.router)
+    app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")
+    return app

@@ -1,0 +1,115 @@
+"""One exception hierarchy for the web service, one map to HTTP status, one installer.
+
+Each error carries a message written for the user. API routes answer JSON
+(``{"code": …, "detail": …}``); HTML pages answer a small HTML page with the same message.
+A store's own error text never reaches a client, and neither does a traceback.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from geo_service.store import StoreError
+
+log = logging.getLogger("georisk.api")
+
+
+class ApiError(Exception):
+    """An answer other than success, with a message for the user."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ApiError):
+    """A request parameter with a bad value; the message names the parameter and the value."""
+
+    status_code = 400
+    code = "bad_request"
+
+
+class NotFound(ApiError):
+    """Something the request names does not exist."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class LayerNotFound(NotFound):
+    """A layer id the catalogue does not know."""
+
+    code = "layer_not_found"
+
+    def __init__(self, layer_id: str, known: list[str]) -> None:
+        super().__init__(f"unknown layer {layer_id!r}; known layers: {', '.join(sorted(known))}")
+        self.layer_id = layer_id
+
+
+class ServiceUnavailable(ApiError):
+    """The service cannot answer now; the message says what to do about it."""
+
+    status_code = 503
+    code = "unavailable"
+
+
+class AssetsMissing(ServiceUnavailable):
+    """The map's front-end files have not been fetched."""
+
+    code = "assets_missing"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every ``ApiError``, HTTP error, ``StoreError`` and unexpected exception alike."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(StoreError, _store_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _answer(request, exc.status_code, exc.code, exc.message)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return _answer(request, 404, "not_found", f"no such resource: {request.url.path}")
+    return _answer(request, exc.status_code, "http_error", str(exc.detail))
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    log.warning("store error on %s: %s", request.url.path, exc)
+    return _answer(request, 503, "store_unavailable", "the data store cannot answer now")
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # the server logs the traceback (Starlette re-raises after answering); the client sees none
+    return _answer(request, 500, "internal_error", "internal error; the server log has details")
+
+
+def _answer(request: Request, status: int, code: str, message: str) -> Response:
+    if _is_page(request):
+        body = (
+            f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>georisk: {status}</title>'
+            f'</head><body><h1>{status}</h1><p>{html.escape(message)}</p><p><a href="/">georisk</a>'
+            "</p></body></html>"
+        )
+        return HTMLResponse(body, status_code=status)
+    return JSONResponse({"code": code, "detail": message}, status_code=status)
+
+
+def _is_page(request: Request) -> bool:
+    """Whether the route that failed answers HTML (then the error is an HTML page too)."""
+    response_class = getattr(request.scope.get("route"), "response_class", None)
+    response_class = getattr(response_class, "value", response_class)  # FastAPI's Default(…)
+    return isinstance(response_class, type) and issubclass(response_class, HTMLResponse)
