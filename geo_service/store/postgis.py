@@ -340,7 +340,7 @@ def _upgrade(engine: Engine, catalogue: Catalogue) -> None:
     metadata = build_metadata(catalogue)
     with engine.begin() as conn:
         conn.execute(select(func.pg_advisory_xact_lock(_UPGRADE_LOCK)))
-        _check_postgis(conn)
+        _ensure_postgis(conn)
         config = _alembic_config()
         config.attributes["connection"] = conn
         config.attributes["catalogue"] = catalogue
@@ -372,7 +372,7 @@ def _schema_current(conn: Connection, metadata: MetaData) -> bool:
     return list(revisions) == [_head_revision()]
 
 
-def _check_postgis(conn: Connection) -> None:
+def _ensure_postgis(conn: Connection) -> None:
     installed = table("pg_extension", column("extname"))
     available = table("pg_available_extensions", column("name"))
     if conn.execute(select(installed.c.extname).where(installed.c.extname == "postgis")).first():
@@ -382,6 +382,18 @@ def _check_postgis(conn: Connection) -> None:
             "PostGIS is not installed on the database server: install PostGIS 3 there, then run "
             "`georisk db upgrade`"
         )
+    try:
+        with conn.begin_nested():
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    except DBAPIError as exc:
+        if not isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+            raise
+        logger.error("PostGIS store: cannot create the postgis extension: %s", exc.orig)
+        raise StoreError(
+            "PostGIS is not enabled in this database and the georisk database user may not enable "
+            "it: ask an administrator to run `CREATE EXTENSION postgis` in it, then run "
+            "`georisk db upgrade`"
+        ) from None
 
 
 def _add_missing_columns(conn: Connection, metadata: MetaData) -> None:
@@ -567,9 +579,12 @@ def _in(col: ColumnElement[Any], values: list[str]) -> ColumnElement[bool]:
 
 
 def _non_negative(value: int, name: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
     if number < 0:
-        raise StoreError(f"{name} must be 0 or more, got {value}")
+        raise StoreError(f"{name} must be a whole number, 0 or more, got {value!r}")
     return number
 
 
