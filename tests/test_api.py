@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -48,7 +49,7 @@ def sample_frames() -> dict[str, gpd.GeoDataFrame]:
     )
     targets = gpd.GeoDataFrame(
         {"id": ["t1", "t2"], "name": ["第一小学", "人民医院"], "category": ["school", "hospital"]},
-        geometry=[Point(116.41, 39.91), Point(116.45, 39.93)],
+        geometry=[Point(116.35, 39.85), Point(116.45, 39.93)],
         crs=4326,
     )
     rail = gpd.GeoDataFrame(
@@ -113,7 +114,7 @@ def test_geojson_is_a_valid_rfc7946_feature_collection(client: TestClient) -> No
     response = client.get("/layers/chemical_plants.geojson")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/geo+json"
-    collection = FeatureCollection.model_validate(response.json())
+    collection: FeatureCollection[Any] = FeatureCollection.model_validate(response.json())
     assert [f.id for f in collection.features] == ["p1", "p2", "p3"]
     p1, p2, _ = response.json()["features"]
     assert p1["geometry"] == {"type": "Point", "coordinates": [116.40123456789, 39.90987654321]}

@@ -28,6 +28,7 @@ from geo_service.store import Store
 MAX_FEATURES = 5_000
 DECIMALS = 6  # ≈ 0.1 m
 CHINA_CENTRE = (35.0, 105.0)
+POINT_FILL_OPACITY = 0.8
 
 # (folium's name, file under static/vendor). folium also links Bootstrap 3 glyphicons and a
 # rotate stylesheet for rotated icons; neither is on npm nor used here, so they are left out.
@@ -113,7 +114,7 @@ def _overlay(item: MapLayer, lang: Lang) -> folium.GeoJson:
         data,
         name=_overlay_name(layer, drawn, item.total, lang),
         style_function=(lambda feature: _path_style(style, feature)) if drawn else None,
-        marker=folium.CircleMarker(radius=style.radius),
+        marker=folium.CircleMarker(radius=style.radius, fill=True),
     )
     if drawn:
         labels = [
@@ -140,10 +141,12 @@ def _path_style(style: Style, feature: dict[str, Any]) -> dict[str, Any]:
         value = feature["properties"].get(style.classify_by)
         if value is not None and str(value) in style.classes:
             colour = fill = style.classes[str(value)]
+    point = (feature.get("geometry") or {}).get("type") in ("Point", "MultiPoint")
     options: dict[str, Any] = {
         "color": colour,
         "fillColor": fill,
-        "fillOpacity": style.fill_opacity,
+        # a faint dot is lost among others: points are filled at least POINT_FILL_OPACITY
+        "fillOpacity": max(style.fill_opacity, POINT_FILL_OPACITY) if point else style.fill_opacity,
         "weight": style.weight,
     }
     if style.dash_array:
