@@ -15,6 +15,7 @@ logged and replaced by a ``StoreError`` with a message fit for the user.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import logging
 import math
@@ -78,12 +79,11 @@ from geo_service.store.models import (
     geography,
 )
 
-__all__ = ["PostGISStore", "database_url", "upgrade"]
+__all__ = ["PostGISStore", "database_url", "default_cache_dir", "upgrade"]
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-DEFAULT_CACHE_DIR = Path(tempfile.gettempdir()) / "georisk-raster-cache"
 
 _UPGRADE_LOCK = 0x67656F7269736B  # "georisk": serialises schema upgrades of one database
 _STAGING = "georisk_staging"
@@ -120,6 +120,18 @@ def database_url(url: str | URL) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
+def default_cache_dir() -> Path:
+    """Where raster copies are cached: one folder per user in the temporary directory.
+
+    Per user, so nobody else can place a file where a raster is looked for.
+    """
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (some containers)
+        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"georisk-raster-cache-{user}"
+
+
 class PostGISStore(Store):
     """Layers as PostGIS tables; rasters as GeoTIFF bytes in ``georisk_rasters``."""
 
@@ -129,7 +141,7 @@ class PostGISStore(Store):
         super().__init__(catalogue)
         self.url = database_url(url)
         self.metadata = build_metadata(catalogue)
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.engine: Engine = create_engine(self.url, pool_pre_ping=True)
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -482,7 +494,8 @@ def _stage(conn: Connection, target: Table, rows: list[tuple[Any, ...]]) -> Tabl
     names = sql.SQL(", ").join(sql.Identifier(c.name) for c in staging.columns)
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(_STAGING), names)
     driver = conn.connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
+    if not isinstance(driver, psycopg.Connection):  # database_url() makes this impossible
+        raise StoreError("the PostGIS store needs the psycopg driver")
     with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
         for row in rows:
             copy.write_row(row)
@@ -516,7 +529,7 @@ def _bump_version(conn: Connection, meta: Table) -> None:
 
 def _write_cached(cache_dir: Path, digest: str, data: bytes) -> Path:
     """Write ``data`` to ``cache_dir/<digest>.tif`` atomically (a rename over a staging file)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = cache_dir / f"{digest}.tif"
     staging = cache_dir / f".{digest}.{uuid.uuid4().hex}.tif"
     try:
