@@ -110,9 +110,6 @@ def test_a_crash_while_storing_a_raster_keeps_the_previous_raster(
     assert gpkg_store.data_version() == version
 
 
-@pytest.mark.xfail(
-    strict=True, reason="GeoPackageStore.put_raster does not remove its staging copy on failure"
-)
 def test_a_crash_while_storing_a_raster_leaves_no_staging_file(
     gpkg_store: GeoPackageStore, make_geotiff, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -111,3 +111,22 @@ class Store(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_unique_ids(layer: Layer, frame: gpd.GeoDataFrame) -> None:
+    """Refuse a write that names one id twice (which row would win is not defined)."""
+    dupes = frame["id"][frame["id"].duplicated()].unique()
+    if len(dupes):
+        shown = ", ".join(map(str, dupes[:5]))
+        raise StoreError(f"{layer.id}: duplicate ids in one write: {shown}")
+
+
+def non_negative(value: int, name: str) -> int:
+    """A paging value (limit, offset) as an int, refused when negative or not whole."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0 or number != value:
+        raise StoreError(f"{name} must be a whole number, 0 or more, got {value!r}")
+    return number

@@ -22,7 +22,14 @@ import shapely
 
 from geo_service.catalogue import Catalogue, Layer
 from geo_service.schema import conform, empty_frame, list_to_text
-from geo_service.store.base import BBox, Store, StoreError, WriteResult
+from geo_service.store.base import (
+    BBox,
+    Store,
+    StoreError,
+    WriteResult,
+    check_unique_ids,
+    non_negative,
+)
 
 GPKG_NAME = "georisk.gpkg"
 META_TABLE = "georisk_meta"
@@ -41,7 +48,7 @@ class GeoPackageStore(Store):
         """Insert new ids, replace the rows of ids already stored."""
         layer = self.layer(layer_id)
         incoming = conform(layer, frame)
-        _check_unique_ids(layer, incoming)
+        check_unique_ids(layer, incoming)
         result = WriteResult(0, 0)
 
         def change(path: Path) -> None:
@@ -60,7 +67,7 @@ class GeoPackageStore(Store):
         """Make ``frame`` the whole layer."""
         layer = self.layer(layer_id)
         incoming = conform(layer, frame)
-        _check_unique_ids(layer, incoming)
+        check_unique_ids(layer, incoming)
         self._transaction(lambda path: _write_layer(path, layer, incoming))
         return WriteResult(inserted=len(incoming), updated=0)
 
@@ -78,8 +85,9 @@ class GeoPackageStore(Store):
         frame = _read_layer(self.path, layer, bbox=bbox, ids=ids)
         if bbox is not None and len(frame):
             frame = frame[shapely.intersects(frame.geometry.values, shapely.box(*bbox))]
-        stop = None if limit is None else offset + limit
-        return frame.iloc[offset:stop].reset_index(drop=True)
+        start = non_negative(offset, "offset")
+        stop = None if limit is None else start + non_negative(limit, "limit")
+        return frame.iloc[start:stop].reset_index(drop=True)
 
     def count(self, layer_id: str, *, bbox: BBox | None = None) -> int:
         """Feature count; a bbox count reads only the geometries the R-tree selects."""
@@ -116,9 +124,12 @@ class GeoPackageStore(Store):
         target = self.raster_dir / f"{layer.id}.tif"
         with self._lock():
             staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-            shutil.copyfile(path, staging)
-            _fsync(staging)
-            os.replace(staging, target)
+            try:
+                shutil.copyfile(path, staging)
+                _fsync(staging)
+                os.replace(staging, target)
+            finally:
+                staging.unlink(missing_ok=True)
             self._bump_version()
 
     def raster_path(self, layer_id: str) -> Path | None:
@@ -213,12 +224,6 @@ def _write_meta(path: Path, values: dict[str, str]) -> None:
     current.update(values)
     table = pd.DataFrame({"key": list(current), "value": list(current.values())})
     pyogrio.write_dataframe(table, path, layer=META_TABLE, driver="GPKG")
-
-
-def _check_unique_ids(layer: Layer, frame: gpd.GeoDataFrame) -> None:
-    dupes = frame["id"][frame["id"].duplicated()].unique()
-    if len(dupes):
-        raise StoreError(f"{layer.id}: duplicate ids in one write: {', '.join(map(str, dupes[:5]))}")
 
 
 def _fsync(path: Path) -> None:

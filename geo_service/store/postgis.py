@@ -68,8 +68,14 @@ from sqlalchemy.types import Text
 
 from geo_service.catalogue import Catalogue, FieldSpec, Layer, load_catalogue
 from geo_service.schema import conform, empty_frame
-from geo_service.store.base import BBox, Store, StoreError, WriteResult
-from geo_service.store.gpkg import _check_unique_ids
+from geo_service.store.base import (
+    BBox,
+    Store,
+    StoreError,
+    WriteResult,
+    check_unique_ids,
+    non_negative,
+)
 from geo_service.store.models import (
     GEOMETRY_COLUMN,
     META_TABLE,
@@ -150,7 +156,7 @@ class PostGISStore(Store):
         """Insert new ids and update stored ones, in one transaction."""
         layer, target = self._vector(layer_id)
         incoming = conform(layer, frame)
-        _check_unique_ids(layer, incoming)
+        check_unique_ids(layer, incoming)
         rows = _rows(layer, incoming)
         with self._write(f"write to layer {layer.id}", target) as conn:
             staging = _stage(conn, target, rows)
@@ -163,7 +169,7 @@ class PostGISStore(Store):
         """Make ``frame`` the whole layer, in one transaction."""
         layer, target = self._vector(layer_id)
         incoming = conform(layer, frame)
-        _check_unique_ids(layer, incoming)
+        check_unique_ids(layer, incoming)
         rows = _rows(layer, incoming)
         with self._write(f"replace layer {layer.id}", target) as conn:
             conn.execute(delete(target))
@@ -189,11 +195,11 @@ class PostGISStore(Store):
             query = query.where(_intersects(source, bbox))
         if ids is not None:
             query = query.where(_id_in(source, ids))
-        offset = _non_negative(offset, "offset")
+        offset = non_negative(offset, "offset")
         if offset:
             query = query.offset(offset)
         if limit is not None:
-            query = query.limit(_non_negative(limit, "limit"))
+            query = query.limit(non_negative(limit, "limit"))
         with self._connect(f"read layer {layer.id}") as conn:
             return _frame(layer, conn.execute(query).mappings().all())
 
@@ -589,16 +595,6 @@ def _id_in(source: Table, ids: list[str]) -> ColumnElement[bool]:
 def _in(col: ColumnElement[Any], values: list[str]) -> ColumnElement[bool]:
     """``col = ANY(:values)``: one array parameter however many values."""
     return col == any_(bindparam(None, values, type_=ARRAY(Text)))
-
-
-def _non_negative(value: int, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = -1
-    if number < 0:
-        raise StoreError(f"{name} must be a whole number, 0 or more, got {value!r}")
-    return number
 
 
 # -- errors ---------------------------------------------------------------------------------
