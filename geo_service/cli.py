@@ -12,11 +12,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from geo_service.settings import Settings
+
+if TYPE_CHECKING:
+    from geo_service.catalogue import Layer
+    from geo_service.store import Store
 
 EXIT_DATA_ERRORS = 1
 EXIT_USAGE = 2
@@ -32,12 +36,14 @@ class Context:
         self.verbosity = verbosity
         self.settings = Settings()
 
-    def open_store(self):  # type: ignore[no-untyped-def]
+    def open_store(self) -> Store:
+        """The configured store (imported here: the CLI starts without geopandas)."""
         from geo_service.store import open_store
 
         return open_store(self.settings)
 
     def say(self, message: str) -> None:
+        """Print unless -q."""
         if self.verbosity >= 0:
             click.echo(message)
 
@@ -58,7 +64,11 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     """
     verbosity = verbose - quiet
     logging.basicConfig(
-        level=logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity == 0 else logging.ERROR,
+        level=logging.DEBUG
+        if verbosity > 0
+        else logging.WARNING
+        if verbosity == 0
+        else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
     )
     ctx.obj = Context(verbosity)
@@ -74,15 +84,23 @@ def layers_command(ctx: Context) -> None:
                 amount = "stored" if store.raster_path(layer.id) else "empty"
             else:
                 amount = f"{store.count(layer.id)} features"
-            click.echo(f"{layer.id:20} {layer.kind:6} {amount:>16}  {layer.title.zh} / {layer.title.en}")
+            click.echo(
+                f"{layer.id:20} {layer.kind:6} {amount:>16}  {layer.title.zh} / {layer.title.en}"
+            )
 
 
 _import_options: list[Callable[[Any], Any]] = [
     click.argument("layer"),
     click.argument("file", type=click.Path(path_type=Path, dir_okay=False)),
-    click.option("--crs", help="Source CRS: an EPSG code (4490, 4547…), or gcj02 / bd09 for AMap/Baidu data."),
-    click.option("--id-field", help="Column holding feature ids (default: the layer's id field, `id`)."),
-    click.option("--source-layer", help="Layer to read from a file that holds several (GeoPackage)."),
+    click.option(
+        "--crs", help="Source CRS: an EPSG code (4490, 4547…), or gcj02 / bd09 for AMap/Baidu data."
+    ),
+    click.option(
+        "--id-field", help="Column holding feature ids (default: the layer's id field, `id`)."
+    ),
+    click.option(
+        "--source-layer", help="Layer to read from a file that holds several (GeoPackage)."
+    ),
 ]
 
 
@@ -101,7 +119,9 @@ def validate_command(ctx: Context, layer: str, file: Path, **options: Any) -> No
 
     catalogue_layer = _layer(ctx, layer)
     if catalogue_layer.kind == "raster":
-        raise click.UsageError(f"{layer} is a raster layer: `georisk import {layer} FILE` checks it")
+        raise click.UsageError(
+            f"{layer} is a raster layer: `georisk import {layer} FILE` checks it"
+        )
     report, _ = validate_file(catalogue_layer, file, **options)
     _print_report(ctx, report, action="checked")
     if not report.ok:
@@ -137,7 +157,7 @@ def import_command(ctx: Context, layer: str, file: Path, **options: Any) -> None
 @click.option("--layers", help="Comma-separated layers to fill (default: every layer OSM maps to).")
 @pass_context
 def import_osm_command(ctx: Context, file: Path, layers: str | None) -> None:
-    """Import an OpenStreetMap extract (.osm.pbf): railways, roads, schools, hospitals, buildings…"""
+    """Import an OpenStreetMap extract (.osm.pbf): railways, roads, schools, buildings, water."""
     from geo_service.osm import import_osm
 
     wanted = [name.strip() for name in layers.split(",")] if layers else None
@@ -153,7 +173,9 @@ def import_osm_command(ctx: Context, file: Path, layers: str | None) -> None:
 @click.option("--no-serve", is_flag=True, help="Only build and load the demo region.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--seed", default=2020, show_default=True, type=int, help="Random seed of the region.")
+@click.option(
+    "--seed", default=2020, show_default=True, type=int, help="Random seed of the region."
+)
 @pass_context
 def demo_command(ctx: Context, no_serve: bool, host: str, port: int, seed: int) -> None:
     """Build the demo region (a fictional city), load it, and serve the map."""
@@ -186,7 +208,9 @@ def db_group() -> None:
 def db_upgrade(ctx: Context) -> None:
     """Create or migrate georisk's tables (runs the Alembic migrations)."""
     if not ctx.settings.database_url:
-        raise click.UsageError("GEORISK_DATABASE_URL is not set; the embedded store needs no upgrade")
+        raise click.UsageError(
+            "GEORISK_DATABASE_URL is not set; the embedded store needs no upgrade"
+        )
     from geo_service.catalogue import load_catalogue
     from geo_service.store.postgis import upgrade
 
@@ -203,13 +227,15 @@ def _serve(ctx: Context, host: str, port: int) -> None:
     uvicorn.run(create_app(ctx.settings), host=host, port=port, log_level="warning")
 
 
-def _layer(ctx: Context, layer_id: str):  # type: ignore[no-untyped-def]
+def _layer(ctx: Context, layer_id: str) -> Layer:
     from geo_service.catalogue import load_catalogue
 
     catalogue = load_catalogue(ctx.settings.catalogue_dir)
     if layer_id not in catalogue:
         known = ", ".join(sorted(catalogue.layers))
-        raise click.BadParameter(f"unknown layer {layer_id!r}; known layers: {known}", param_hint="LAYER")
+        raise click.BadParameter(
+            f"unknown layer {layer_id!r}; known layers: {known}", param_hint="LAYER"
+        )
     return catalogue[layer_id]
 
 
@@ -226,7 +252,9 @@ def _print_report(ctx: Context, report: Any, action: str) -> None:
     if errors:
         summary += f", {len(errors)} error{'s' if len(errors) != 1 else ''}"
     if report.written is not None:
-        summary += f"; {report.written.inserted} new, {report.written.updated} updated in {report.layer}"
+        summary += (
+            f"; {report.written.inserted} new, {report.written.updated} updated in {report.layer}"
+        )
     elif action == "imported":
         summary += "; nothing written"
     if report.rejects_file is not None:

@@ -48,7 +48,7 @@ def tailings_grade(frame: gpd.GeoDataFrame, params: dict[str, Any]) -> pd.Series
 
 
 def _grade_from_bounds(values: pd.Series, bounds: dict[Any, float]) -> np.ndarray:
-    """The most severe grade whose lower bound the value reaches (NaN where the value is missing)."""
+    """The most severe grade whose lower bound the value reaches (NaN where no value)."""
     numbers = values.to_numpy(dtype=float, na_value=np.nan)
     grades = np.full(len(numbers), np.nan)
     for grade, lower in sorted(((int(g), float(b)) for g, b in bounds.items()), reverse=True):

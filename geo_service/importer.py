@@ -115,7 +115,9 @@ def import_file(
     return report
 
 
-def import_raster(store: Store, layer: Layer, path: Path, *, crs: str | None = None) -> ImportReport:
+def import_raster(
+    store: Store, layer: Layer, path: Path, *, crs: str | None = None
+) -> ImportReport:
     """Check a GeoTIFF (readable, a CRS, one numeric band, sane values) and store it."""
     report = ImportReport(layer=layer.id, file=str(path))
     problems = report.problems
@@ -170,7 +172,7 @@ def _source_crs(raw: RawLayer, crs: str | None, path: Path) -> SourceCRS:
             return from_crs(WGS84)
         raise UnknownCRSError(f"{path}: the file declares no CRS; give one with --crs")
     given = parse_source_crs(crs)
-    if declared is None or given.offset is not None and declared.crs.is_geographic:
+    if declared is None or (given.offset is not None and declared.crs.is_geographic):
         # AMap/Baidu exports call their shifted lon/lat WGS 84: the user's word wins
         return given
     if not given.crs.equals(declared.crs, ignore_axis_order=True):
@@ -203,7 +205,7 @@ def _raster_value_problem(layer: Layer, data: np.ma.MaskedArray) -> str | None:
         return "cells hold NaN or infinity outside nodata; set a nodata value"
     if layer.raster is not None and layer.raster.unit.startswith("persons") and low < 0:
         return f"negative population ({low:g}) outside nodata"
-    if layer.raster is not None and layer.raster.unit == "m" and not (-500 <= low and high <= 9000):
+    if layer.raster is not None and layer.raster.unit == "m" and not (low >= -500 and high <= 9000):
         return f"elevations {low:g}..{high:g} m are not terrain heights in metres"
     return None
 
@@ -221,7 +223,9 @@ def _write_rejects(path: Path, validation: Validation, source_layer: str | None)
     table = pd.DataFrame(rejected.drop(columns=rejected.geometry.name))
     for column in table.columns:  # lists as JSON, as the importer reads them back
         table[column] = table[column].map(
-            lambda v: json.dumps(list(v), ensure_ascii=False) if isinstance(v, (list, np.ndarray)) else v
+            lambda v: (
+                json.dumps(list(v), ensure_ascii=False) if isinstance(v, (list, np.ndarray)) else v
+            )
         )
     table["wkt"] = shapely.to_wkt(rejected.geometry.values, rounding_precision=-1)
     table["problems"] = ["; ".join(by_row.get(row, [])) for row in validation.rejected]

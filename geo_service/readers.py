@@ -69,7 +69,9 @@ def _read_ogr(path: Path, source_layer: str | None) -> RawLayer:
         target = _zipped_shapefile(path)
     layers = [str(row[0]) for row in pyogrio.list_layers(target)]
     if source_layer is None and len(layers) > 1:
-        raise ReadError(f"{path}: holds several layers ({', '.join(layers)}); choose one with --source-layer")
+        raise ReadError(
+            f"{path}: holds several layers ({', '.join(layers)}); choose one with --source-layer"
+        )
     if source_layer is not None and source_layer not in layers:
         raise ReadError(f"{path}: no layer {source_layer!r}; it holds {', '.join(layers)}")
     with warnings.catch_warnings():

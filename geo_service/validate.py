@@ -149,7 +149,9 @@ class _Checker:
         dupes = present[present.duplicated(keep=False)]
         for value, group in dupes.groupby(dupes):
             rows = group.index.to_numpy()
-            self.error(rows, id_field, value, f"duplicate id (features {', '.join(map(str, rows))})")
+            self.error(
+                rows, id_field, value, f"duplicate id (features {', '.join(map(str, rows))})"
+            )
 
     # -- geometry ----------------------------------------------------------------------------
 
@@ -165,13 +167,18 @@ class _Checker:
         wrong = present & ~np.array([self.layer.accepts(t) for t in types], dtype=bool)
         allowed = "/".join(self.layer.geometry)
         self.error(
-            np.flatnonzero(wrong), _GEOMETRY, types[wrong], f"wrong geometry type; layer takes {allowed}"
+            np.flatnonzero(wrong),
+            _GEOMETRY,
+            types[wrong],
+            f"wrong geometry type; layer takes {allowed}",
         )
         ok = present & ~wrong
         self._check_coordinates(geoms, ok)
         ok &= ~self.bad
+        three_d = ok & shapely.has_z(np.where(ok, geoms, None))
+        self.note(np.flatnonzero(three_d), _GEOMETRY, None, "3-D coordinates: heights dropped")
         out = np.full(len(geoms), None, dtype=object)
-        out[ok] = self._to_wgs84(geoms[ok])
+        out[ok] = self._to_wgs84(shapely.force_2d(geoms[ok]))
         return self._repair(out, ok)
 
     def _check_coordinates(self, geoms: np.ndarray, ok: np.ndarray) -> None:
@@ -185,7 +192,9 @@ class _Checker:
         minx, miny, maxx, maxy = bounds.T
         if self.source.is_geographic:
             out = (minx < -180) | (maxx > 180) | (miny < -90) | (maxy > 90)
-            swapped = _inside(miny, minx, maxy, maxx, _CHINA) & ~_inside(minx, miny, maxx, maxy, _CHINA)
+            swapped = _inside(miny, minx, maxy, maxx, _CHINA) & ~_inside(
+                minx, miny, maxx, maxy, _CHINA
+            )
             for mask, reason in (
                 (swapped, "coordinates look like lat/lon swapped (longitude first, please)"),
                 (out & ~swapped, "coordinates out of range for longitude/latitude"),
@@ -206,7 +215,10 @@ class _Checker:
                     np.abs(transformed[:, [0, 2]]) > 180
                 ).any(axis=1)
                 self.error(
-                    rows[bad], _GEOMETRY, _corner(bounds[bad]), f"coordinates out of range for {self.source.label}"
+                    rows[bad],
+                    _GEOMETRY,
+                    _corner(bounds[bad]),
+                    f"coordinates out of range for {self.source.label}",
                 )
 
     def _to_wgs84(self, geoms: np.ndarray) -> np.ndarray:
@@ -215,7 +227,9 @@ class _Checker:
             return shapely.transform(geoms, lambda x, y: to_wgs84(offset, x, y), interleaved=False)
         if self.source.crs.equals(WGS84, ignore_axis_order=True):
             return geoms
-        return np.asarray(gpd.GeoSeries(geoms, crs=self.source.crs).to_crs(WGS84).values, dtype=object)
+        return np.asarray(
+            gpd.GeoSeries(geoms, crs=self.source.crs).to_crs(WGS84).values, dtype=object
+        )
 
     def _repair(self, geoms: np.ndarray, ok: np.ndarray) -> np.ndarray:
         rows = np.flatnonzero(ok)
@@ -224,7 +238,12 @@ class _Checker:
             reason = shapely.is_valid_reason(geoms[row])
             fixed = _keep_dimension(shapely.make_valid(geoms[row]), geoms[row])
             if fixed is None or not self.layer.accepts(fixed.geom_type):
-                self.error(np.array([row]), _GEOMETRY, None, f"invalid geometry that cannot be repaired ({reason})")
+                self.error(
+                    np.array([row]),
+                    _GEOMETRY,
+                    None,
+                    f"invalid geometry that cannot be repaired ({reason})",
+                )
                 geoms[row] = None
             else:
                 self.note(np.array([row]), _GEOMETRY, None, f"invalid geometry repaired ({reason})")
@@ -248,7 +267,11 @@ class _Checker:
             self._check_field(spec, self.raw[spec.name].reset_index(drop=True))
         extra = [c for c in self.raw.columns if c not in known and c != "source_crs"]
         if extra:
-            self.file_problem(None, f"columns not in the catalogue are ignored: {', '.join(map(str, extra))}", "note")
+            self.file_problem(
+                None,
+                f"columns not in the catalogue are ignored: {', '.join(map(str, extra))}",
+                "note",
+            )
 
     def _check_field(self, spec: FieldSpec, values: pd.Series) -> None:
         blank = values.map(_is_blank).to_numpy(dtype=bool)
@@ -256,7 +279,9 @@ class _Checker:
             self.error(np.flatnonzero(blank), spec.name, None, "required value is missing")
         parsed, wrong_type = _parse(spec, values, blank)
         self.parsed[spec.name] = parsed
-        self.error(np.flatnonzero(wrong_type), spec.name, values[wrong_type], f"not a valid {spec.type}")
+        self.error(
+            np.flatnonzero(wrong_type), spec.name, values[wrong_type], f"not a valid {spec.type}"
+        )
         ok = ~blank & ~wrong_type
         for mask, reason in _constraints(spec, parsed, ok):
             self.error(np.flatnonzero(mask), spec.name, values[mask], reason)
@@ -268,11 +293,14 @@ class _Checker:
         columns: dict[str, Any] = {"id": self.ids[good]}
         for name, parsed in self.parsed.items():
             columns[name] = parsed[good].to_numpy(dtype=object)
-        frame = gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geometry[good], crs=WGS84), crs=WGS84)
+        frame = gpd.GeoDataFrame(
+            columns, geometry=gpd.GeoSeries(geometry[good], crs=WGS84), crs=WGS84
+        )
         frame["source_crs"] = self.source.label
         valid = apply_derivations(self.layer, conform(self.layer, frame))
         problems = sorted(
-            self.problems, key=lambda p: (-1 if p.feature is None else p.feature, p.severity != "error")
+            self.problems,
+            key=lambda p: (-1 if p.feature is None else p.feature, p.severity != "error"),
         )
         return Validation(valid, problems, np.flatnonzero(self.bad).tolist())
 
@@ -301,7 +329,9 @@ def _parse(spec: FieldSpec, values: pd.Series, blank: np.ndarray) -> tuple[pd.Se
     )
 
 
-def _constraints(spec: FieldSpec, parsed: pd.Series, ok: np.ndarray) -> list[tuple[np.ndarray, str]]:
+def _constraints(
+    spec: FieldSpec, parsed: pd.Series, ok: np.ndarray
+) -> list[tuple[np.ndarray, str]]:
     """Masks of values that parse but break the field's enum, bounds or pattern."""
     checks = []
     if spec.enum is not None:
@@ -310,12 +340,24 @@ def _constraints(spec: FieldSpec, parsed: pd.Series, ok: np.ndarray) -> list[tup
         checks.append((outside, f"not one of {', '.join(map(str, spec.enum))}"))
     if spec.items_enum is not None:
         allowed_items = set(spec.items_enum)
-        outside = ok & ~parsed.map(lambda v: v is None or set(v) <= allowed_items).to_numpy(dtype=bool)
+        outside = ok & ~parsed.map(lambda v: v is None or set(v) <= allowed_items).to_numpy(
+            dtype=bool
+        )
         checks.append((outside, f"items must be among {', '.join(spec.items_enum)}"))
     if spec.minimum is not None:
-        checks.append((ok & (parsed.to_numpy(dtype=float, na_value=np.nan) < spec.minimum), f"below the minimum {spec.minimum:g}"))
+        checks.append(
+            (
+                ok & (parsed.to_numpy(dtype=float, na_value=np.nan) < spec.minimum),
+                f"below the minimum {spec.minimum:g}",
+            )
+        )
     if spec.maximum is not None:
-        checks.append((ok & (parsed.to_numpy(dtype=float, na_value=np.nan) > spec.maximum), f"above the maximum {spec.maximum:g}"))
+        checks.append(
+            (
+                ok & (parsed.to_numpy(dtype=float, na_value=np.nan) > spec.maximum),
+                f"above the maximum {spec.maximum:g}",
+            )
+        )
     if spec.pattern is not None:
         regex = re.compile(spec.pattern)
         mismatch = ok & ~parsed.map(lambda v: bool(regex.fullmatch(str(v)))).to_numpy(dtype=bool)
@@ -323,7 +365,9 @@ def _constraints(spec: FieldSpec, parsed: pd.Series, ok: np.ndarray) -> list[tup
     return checks
 
 
-def _restore_shapefile_names(layer: Layer, raw: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, str]]:
+def _restore_shapefile_names(
+    layer: Layer, raw: gpd.GeoDataFrame
+) -> tuple[gpd.GeoDataFrame, dict[str, str]]:
     """Map column names a Shapefile cut to 10 characters back to the catalogue's field names."""
     names = [f.name for f in layer.fields]
     renamed = {}
@@ -362,7 +406,9 @@ def _keep_dimension(fixed: Any, original: Any) -> Any:
     return None if merged.is_empty else merged
 
 
-def _inside(minx: np.ndarray, miny: np.ndarray, maxx: np.ndarray, maxy: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+def _inside(
+    minx: np.ndarray, miny: np.ndarray, maxx: np.ndarray, maxy: np.ndarray, box: tuple[float, ...]
+) -> np.ndarray:
     west, south, east, north = box
     return (minx >= west) & (maxx <= east) & (miny >= south) & (maxy <= north)
 

@@ -7,12 +7,12 @@ import pyproj
 import pytest
 
 from geo_service.chinacrs import (
+    UnknownCRSError,
     bd09_to_wgs84,
     gcj02_to_wgs84,
     parse_source_crs,
     wgs84_to_bd09,
     wgs84_to_gcj02,
-    UnknownCRSError,
 )
 
 GEOD = pyproj.Geod(ellps="WGS84")

@@ -11,20 +11,29 @@ from pathlib import Path
 import pytest
 
 
-def georisk(*args: str, data_dir: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def georisk(
+    *args: str, data_dir: Path, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GEORISK_DATA_DIR": str(data_dir)}
     env.pop("GEORISK_DATABASE_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "geo_service", *args],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
     )
 
 
 @pytest.fixture
 def plants_file(tmp_path: Path) -> Path:
     features = [
-        {"type": "Feature", "properties": {"id": f"p{i}", "name": f"厂{i}", "size": "small"},
-         "geometry": {"type": "Point", "coordinates": [110.6 + i / 100, 30.55]}}
+        {
+            "type": "Feature",
+            "properties": {"id": f"p{i}", "name": f"厂{i}", "size": "small"},
+            "geometry": {"type": "Point", "coordinates": [110.6 + i / 100, 30.55]},
+        }
         for i in range(3)
     ]
     path = tmp_path / "plants.geojson"
@@ -33,7 +42,16 @@ def plants_file(tmp_path: Path) -> Path:
 
 
 def test_help_on_every_command(tmp_path: Path) -> None:
-    for command in ([], ["import"], ["validate"], ["import-osm"], ["demo"], ["serve"], ["layers"], ["db", "upgrade"]):
+    for command in (
+        [],
+        ["import"],
+        ["validate"],
+        ["import-osm"],
+        ["demo"],
+        ["serve"],
+        ["layers"],
+        ["db", "upgrade"],
+    ):
         result = georisk(*command, "--help", data_dir=tmp_path)
         assert result.returncode == 0, (command, result.stderr)
         assert "Usage: " in result.stdout
@@ -48,10 +66,15 @@ def test_import_then_layers_then_reimport(tmp_path: Path, plants_file: Path) -> 
     again = georisk("import", "chemical_plants", str(plants_file), data_dir=data)
     assert "0 new, 3 updated" in again.stdout
     listing = georisk("layers", data_dir=data)
-    assert any(line.startswith("chemical_plants") and "3 features" in line for line in listing.stdout.splitlines())
+    assert any(
+        line.startswith("chemical_plants") and "3 features" in line
+        for line in listing.stdout.splitlines()
+    )
 
 
-def test_data_errors_exit_1_with_one_line_each_and_nothing_written(tmp_path: Path, plants_file: Path) -> None:
+def test_data_errors_exit_1_with_one_line_each_and_nothing_written(
+    tmp_path: Path, plants_file: Path
+) -> None:
     bad = json.loads(plants_file.read_text())
     bad["features"][1]["properties"]["size"] = "giant"
     plants_file.write_text(json.dumps(bad))
@@ -70,7 +93,14 @@ def test_skip_invalid_exits_0_and_writes_rejects(tmp_path: Path, plants_file: Pa
     bad = json.loads(plants_file.read_text())
     bad["features"][1]["geometry"]["coordinates"] = [999, 30]
     plants_file.write_text(json.dumps(bad))
-    result = georisk("-q", "import", "chemical_plants", str(plants_file), "--skip-invalid", data_dir=tmp_path / "d")
+    result = georisk(
+        "-q",
+        "import",
+        "chemical_plants",
+        str(plants_file),
+        "--skip-invalid",
+        data_dir=tmp_path / "d",
+    )
     assert result.returncode == 0
     assert "out of range" in result.stderr
     assert (plants_file.parent / "plants.rejects.csv").exists()

@@ -7,13 +7,13 @@ import zipfile
 from pathlib import Path
 
 import geopandas as gpd
-from geopandas.testing import assert_geodataframe_equal
 import numpy as np
 import pandas as pd
 import pyproj
 import pytest
 import rasterio
 import shapely
+from geopandas.testing import assert_geodataframe_equal
 from rasterio.transform import from_origin
 
 from geo_service.chinacrs import wgs84_to_gcj02
@@ -24,23 +24,40 @@ GEOD = pyproj.Geod(ellps="WGS84")
 
 
 def _plant(i: int, **props: object) -> dict:
-    base = {"id": f"p{i}", "name": f"清河化工{i}厂", "size": "small", "processes": ["nitration"],
-            "major_hazard_grade": 2, "relocation_deadline": "2022-12-31", "admin_code": "429001"}
+    base = {
+        "id": f"p{i}",
+        "name": f"清河化工{i}厂",
+        "size": "small",
+        "processes": ["nitration"],
+        "major_hazard_grade": 2,
+        "relocation_deadline": "2022-12-31",
+        "admin_code": "429001",
+    }
     base.update(props)
-    return {"type": "Feature", "properties": base,
-            "geometry": {"type": "Point", "coordinates": [110.6 + i * 0.01, 30.55]}}
+    return {
+        "type": "Feature",
+        "properties": base,
+        "geometry": {"type": "Point", "coordinates": [110.6 + i * 0.01, 30.55]},
+    }
 
 
 def _write_geojson(path: Path, features: list[dict]) -> Path:
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False))
+    path.write_text(
+        json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
+    )
     return path
 
 
 def _good_plants(n: int = 3) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
-        {"id": [f"p{i}" for i in range(n)], "name": [f"厂{i}" for i in range(n)],
-         "size": ["small"] * n, "major_hazard_grade": [1] * n},
-        geometry=[shapely.Point(110.6 + i * 0.01, 30.55) for i in range(n)], crs=4326,
+        {
+            "id": [f"p{i}" for i in range(n)],
+            "name": [f"厂{i}" for i in range(n)],
+            "size": ["small"] * n,
+            "major_hazard_grade": [1] * n,
+        },
+        geometry=[shapely.Point(110.6 + i * 0.01, 30.55) for i in range(n)],
+        crs=4326,
     )
 
 
@@ -55,15 +72,21 @@ def test_five_defects_are_all_reported_with_feature_and_field_and_nothing_is_wri
     del features[2]["properties"]["name"]  # 2: required field missing
     features[3]["geometry"]["coordinates"] = [30.55, 110.63]  # 3: lat/lon swapped
     features[4]["properties"]["major_hazard_grade"] = "two"  # 4: wrong type
-    features[5]["geometry"] = {"type": "LineString", "coordinates": [[110.6, 30.5], [110.7, 30.6]]}  # 5
+    features[5]["geometry"] = {
+        "type": "LineString",
+        "coordinates": [[110.6, 30.5], [110.7, 30.6]],
+    }  # 5
     path = _write_geojson(tmp_path / "plants.geojson", features)
 
     report = import_file(gpkg_store, "chemical_plants", path)
 
     found = {(p.feature, p.feature_id, p.field) for p in report.errors}
     assert found == {
-        (1, "p1", "size"), (2, "p2", "name"), (3, "p3", "geometry"),
-        (4, "p4", "major_hazard_grade"), (5, "p5", "geometry"),
+        (1, "p1", "size"),
+        (2, "p2", "name"),
+        (3, "p3", "geometry"),
+        (4, "p4", "major_hazard_grade"),
+        (5, "p5", "geometry"),
     }
     reasons = {p.feature: p.reason for p in report.errors}
     assert "not one of small, medium, large" in reasons[1]
@@ -99,7 +122,9 @@ def test_skip_invalid_writes_the_rest_and_a_rejects_file_that_imports_back(
     assert gpkg_store.count("chemical_plants") == 4
 
 
-def test_reimport_updates_instead_of_duplicating(tmp_path: Path, gpkg_store: GeoPackageStore) -> None:
+def test_reimport_updates_instead_of_duplicating(
+    tmp_path: Path, gpkg_store: GeoPackageStore
+) -> None:
     path = _write_geojson(tmp_path / "plants.geojson", [_plant(i) for i in range(3)])
     first = import_file(gpkg_store, "chemical_plants", path)
     assert (first.written.inserted, first.written.updated) == (3, 0)
@@ -122,7 +147,9 @@ def test_validate_writes_nothing(tmp_path: Path, gpkg_store: GeoPackageStore) ->
 
 
 def test_values_are_stored_typed(tmp_path: Path, gpkg_store: GeoPackageStore) -> None:
-    path = _write_geojson(tmp_path / "plants.geojson", [_plant(0, in_chemical_park="yes", employees="120")])
+    path = _write_geojson(
+        tmp_path / "plants.geojson", [_plant(0, in_chemical_park="yes", employees="120")]
+    )
     assert import_file(gpkg_store, "chemical_plants", path).ok
     row = gpkg_store.read("chemical_plants").iloc[0]
     assert row["processes"] == ["nitration"]
@@ -132,7 +159,9 @@ def test_values_are_stored_typed(tmp_path: Path, gpkg_store: GeoPackageStore) ->
     assert row["source_crs"] == "EPSG:4326"
 
 
-@pytest.mark.parametrize("fmt", ["gpkg", "shp", "zip", "parquet", "csv-lonlat", "csv-wkt", "geojson"])
+@pytest.mark.parametrize(
+    "fmt", ["gpkg", "shp", "zip", "parquet", "csv-lonlat", "csv-wkt", "geojson"]
+)
 def test_every_vector_format_imports_the_same_features(
     fmt: str, tmp_path: Path, gpkg_store: GeoPackageStore
 ) -> None:
@@ -186,11 +215,20 @@ def test_projected_source_is_stored_in_wgs84(tmp_path: Path, gpkg_store: GeoPack
     assert set(stored["source_crs"]) == {"EPSG:4546"}
 
 
-def test_gcj02_and_bd09_are_converted_and_the_source_kept(tmp_path: Path, gpkg_store: GeoPackageStore) -> None:
+def test_gcj02_and_bd09_are_converted_and_the_source_kept(
+    tmp_path: Path, gpkg_store: GeoPackageStore
+) -> None:
     lon, lat = np.array([110.6, 110.61]), np.array([30.55, 30.56])
     glon, glat = wgs84_to_gcj02(lon, lat)
-    table = pd.DataFrame({"id": ["a", "b"], "name": ["甲", "乙"], "category": ["school", "hospital"],
-                          "lng": glon, "lat": glat})
+    table = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "name": ["甲", "乙"],
+            "category": ["school", "hospital"],
+            "lng": glon,
+            "lat": glat,
+        }
+    )
     table.to_csv(tmp_path / "amap.csv", index=False)
     report = import_file(gpkg_store, "protection_targets", tmp_path / "amap.csv", crs="gcj02")
     assert report.ok
@@ -214,25 +252,50 @@ def test_crs_problems_are_errors(tmp_path: Path, gpkg_store: GeoPackageStore) ->
     assert "declares EPSG:4546 but --crs says EPSG:4547" in mismatch.errors[0].reason
 
 
-def test_degrees_in_a_projected_file_and_out_of_range_coordinates(tmp_path: Path, gpkg_store: GeoPackageStore) -> None:
+def test_degrees_in_a_projected_file_and_out_of_range_coordinates(
+    tmp_path: Path, gpkg_store: GeoPackageStore
+) -> None:
     features = [_plant(0), _plant(1)]
     features[1]["geometry"]["coordinates"] = [200.0, 30.0]
-    report = import_file(gpkg_store, "chemical_plants", _write_geojson(tmp_path / "p.geojson", features))
-    assert [(p.feature, p.reason) for p in report.errors] == [(1, "coordinates out of range for longitude/latitude")]
+    report = import_file(
+        gpkg_store, "chemical_plants", _write_geojson(tmp_path / "p.geojson", features)
+    )
+    assert [(p.feature, p.reason) for p in report.errors] == [
+        (1, "coordinates out of range for longitude/latitude")
+    ]
     table = pd.DataFrame({"id": ["a"], "name": ["甲"], "x": [110.6], "y": [30.5]})
     table.to_csv(tmp_path / "p.csv", index=False)
     report = import_file(gpkg_store, "chemical_plants", tmp_path / "p.csv", crs="4546")
     assert "look like degrees" in report.errors[0].reason
 
 
-def test_invalid_polygon_is_repaired_with_a_note_or_refused(tmp_path: Path, gpkg_store: GeoPackageStore) -> None:
-    bowtie = {"type": "Polygon", "coordinates": [[[110.6, 30.5], [110.61, 30.51], [110.61, 30.5], [110.6, 30.51], [110.6, 30.5]]]}
-    spike = {"type": "Polygon", "coordinates": [[[110.6, 30.5], [110.61, 30.51], [110.6, 30.5], [110.6, 30.5]]]}
-    features = [{"type": "Feature", "properties": {"id": i, "name": f"b{i}"}, "geometry": g}
-                for i, g in enumerate([bowtie, spike])]
-    report = import_file(gpkg_store, "industrial_parks", _write_geojson(tmp_path / "parks.geojson", features), skip_invalid=True)
+def test_invalid_polygon_is_repaired_with_a_note_or_refused(
+    tmp_path: Path, gpkg_store: GeoPackageStore
+) -> None:
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [
+            [[110.6, 30.5], [110.61, 30.51], [110.61, 30.5], [110.6, 30.51], [110.6, 30.5]]
+        ],
+    }
+    spike = {
+        "type": "Polygon",
+        "coordinates": [[[110.6, 30.5], [110.61, 30.51], [110.6, 30.5], [110.6, 30.5]]],
+    }
+    features = [
+        {"type": "Feature", "properties": {"id": i, "name": f"b{i}"}, "geometry": g}
+        for i, g in enumerate([bowtie, spike])
+    ]
+    report = import_file(
+        gpkg_store,
+        "industrial_parks",
+        _write_geojson(tmp_path / "parks.geojson", features),
+        skip_invalid=True,
+    )
     notes = [p for p in report.problems if p.severity == "note" and p.feature is not None]
-    assert [(p.feature, p.field) for p in notes] == [(0, "geometry")] and "repaired" in notes[0].reason
+    assert [(p.feature, p.field) for p in notes] == [(0, "geometry")] and "repaired" in notes[
+        0
+    ].reason
     assert [(p.feature, p.field) for p in report.errors] == [(1, "geometry")]
     assert "cannot be repaired" in report.errors[0].reason
     stored = gpkg_store.read("industrial_parks")
@@ -240,12 +303,16 @@ def test_invalid_polygon_is_repaired_with_a_note_or_refused(tmp_path: Path, gpkg
     assert stored.geometry.iloc[0].geom_type == "MultiPolygon"
 
 
-def test_missing_column_duplicates_and_unreadable_files(tmp_path: Path, gpkg_store: GeoPackageStore) -> None:
+def test_missing_column_duplicates_and_unreadable_files(
+    tmp_path: Path, gpkg_store: GeoPackageStore
+) -> None:
     features = [_plant(0), _plant(1)]
     for f in features:
         del f["properties"]["name"]
     features[1]["properties"]["id"] = "p0"
-    report = import_file(gpkg_store, "chemical_plants", _write_geojson(tmp_path / "p.geojson", features))
+    report = import_file(
+        gpkg_store, "chemical_plants", _write_geojson(tmp_path / "p.geojson", features)
+    )
     reasons = {(p.feature, p.field): p.reason for p in report.errors}
     assert reasons[(None, "name")] == "required field is missing from the file"
     assert "duplicate id" in reasons[(0, "id")] and "duplicate id" in reasons[(1, "id")]
@@ -278,20 +345,36 @@ def test_tailings_grade_is_derived_when_absent(tmp_path: Path, gpkg_store: GeoPa
         (None, 65.0, None, 3),  # height alone
         (1e6, 10.0, 2, 2),  # a given grade is kept
     ]
-    table = pd.DataFrame({
-        "id": [f"t{i}" for i in range(len(rows))], "name": [f"尾矿库{i}" for i in range(len(rows))],
-        "total_capacity_m3": [r[0] for r in rows], "dam_height_m": [r[1] for r in rows],
-        "grade": [r[2] for r in rows], "lon": 110.6, "lat": 30.5,
-    })
+    table = pd.DataFrame(
+        {
+            "id": [f"t{i}" for i in range(len(rows))],
+            "name": [f"尾矿库{i}" for i in range(len(rows))],
+            "total_capacity_m3": [r[0] for r in rows],
+            "dam_height_m": [r[1] for r in rows],
+            "grade": [r[2] for r in rows],
+            "lon": 110.6,
+            "lat": 30.5,
+        }
+    )
     table.to_csv(tmp_path / "ponds.csv", index=False)
     assert import_file(gpkg_store, "tailings_ponds", tmp_path / "ponds.csv").ok
     assert gpkg_store.read("tailings_ponds")["grade"].tolist() == [r[3] for r in rows]
 
 
-def _write_raster(path: Path, data: np.ndarray, crs: str | None = "EPSG:4546", nodata: float | None = -1) -> Path:
+def _write_raster(
+    path: Path, data: np.ndarray, crs: str | None = "EPSG:4546", nodata: float | None = -1
+) -> Path:
     with rasterio.open(
-        path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
-        dtype=data.dtype, crs=crs, transform=from_origin(500000, 3400000, 100, 100), nodata=nodata,
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[1],
+        height=data.shape[0],
+        count=1,
+        dtype=data.dtype,
+        crs=crs,
+        transform=from_origin(500000, 3400000, 100, 100),
+        nodata=nodata,
     ) as dst:
         dst.write(data, 1)
     return path
@@ -313,3 +396,13 @@ def test_rasters_import_with_checks(tmp_path: Path, gpkg_store: GeoPackageStore)
     feet = _write_raster(tmp_path / "feet.tif", np.full((4, 4), 12000, dtype="float32"))
     assert "not terrain heights" in import_file(gpkg_store, "dem", feet).errors[0].reason
     assert "GeoTIFF" in import_file(gpkg_store, "dem", tmp_path / "pop.csv").errors[0].reason
+
+
+def test_heights_are_dropped_with_a_note(tmp_path: Path, gpkg_store: GeoPackageStore) -> None:
+    features = [_plant(0)]
+    features[0]["geometry"]["coordinates"] = [110.6, 30.55, 87.0]
+    report = import_file(
+        gpkg_store, "chemical_plants", _write_geojson(tmp_path / "p.geojson", features)
+    )
+    assert report.ok and any("heights dropped" in p.reason for p in report.problems)
+    assert not gpkg_store.read("chemical_plants").geometry.has_z.any()

@@ -40,7 +40,9 @@ def test_distance_between_polygons_matches_the_spheroid(lat: float, metres: floa
     lon2 = GEOD.fwd(lon, lat, 90, metres)[0]
     a = shapely.Point(lon, lat).buffer(1e-6)
     b = shapely.Point(lon2, lat).buffer(1e-6)
-    expected = _geod_distance(shapely.Point(lon, lat), shapely.Point(lon2, lat)) - 2 * 1e-6 * 111_320 * np.cos(np.radians(lat))
+    expected = _geod_distance(
+        shapely.Point(lon, lat), shapely.Point(lon2, lat)
+    ) - 2 * 1e-6 * 111_320 * np.cos(np.radians(lat))
     got = distance_m([a], [b])[0]
     assert got == pytest.approx(expected, rel=0.005)
 
@@ -48,15 +50,25 @@ def test_distance_between_polygons_matches_the_spheroid(lat: float, metres: floa
 def test_distance_across_a_zone_edge_matches_the_spheroid() -> None:
     # 109.5°E is the edge between the CM 108°E and CM 111°E zones
     a, b = shapely.Point(109.45, 30.0), shapely.Point(109.56, 30.01)
-    line_a, line_b = shapely.LineString([(109.45, 30.0), (109.45, 30.0001)]), shapely.LineString([(109.56, 30.01), (109.56, 30.0101)])
+    line_a, line_b = (
+        shapely.LineString([(109.45, 30.0), (109.45, 30.0001)]),
+        shapely.LineString([(109.56, 30.01), (109.56, 30.0101)]),
+    )
     expected = _geod_distance(a, b)
-    assert distance_m([a], [b])[0] == pytest.approx(expected, rel=1e-9)  # points: the spheroid itself
+    assert distance_m([a], [b])[0] == pytest.approx(
+        expected, rel=1e-9
+    )  # points: the spheroid itself
     assert distance_m([line_a], [line_b])[0] == pytest.approx(expected, rel=0.005)
 
 
 def test_buffer_area_is_pi_r_squared_at_several_latitudes_and_zone_edges() -> None:
     points = gpd.GeoSeries(
-        [shapely.Point(110.6, 30.55), shapely.Point(109.499, 25.0), shapely.Point(109.501, 45.0), shapely.Point(87.6, 43.8)],
+        [
+            shapely.Point(110.6, 30.55),
+            shapely.Point(109.499, 25.0),
+            shapely.Point(109.501, 45.0),
+            shapely.Point(87.6, 43.8),
+        ],
         crs=4326,
     )
     buffered = buffer_m(points, 1000.0)
@@ -78,7 +90,9 @@ def test_buffer_takes_per_feature_distances_and_refuses_projected_input() -> Non
 
 
 def test_data_across_zones_is_split_by_zone() -> None:
-    geoms = gpd.GeoSeries([shapely.Point(109.4, 30), shapely.Point(109.6, 30), shapely.Point(116.4, 39.9)], crs=4326)
+    geoms = gpd.GeoSeries(
+        [shapely.Point(109.4, 30), shapely.Point(109.6, 30), shapely.Point(116.4, 39.9)], crs=4326
+    )
     groups = to_metric_by_zone(geoms)
     assert sorted(crs.to_epsg() for crs in groups) == [4545, 4546, 4548]
     assert sorted(i for g in groups.values() for i in g.index) == [0, 1, 2]
