@@ -240,6 +240,14 @@ def test_map_page_with_a_bad_lang_is_a_422_naming_it(client: TestClient) -> None
     assert "lang" in response.text
 
 
+def test_api_docs_are_served_from_vendor_files(client: TestClient) -> None:
+    page = client.get("/docs").text
+    assert _external_links(page) == []
+    assert "/static/vendor/swagger-ui-dist/swagger-ui-bundle.js" in page
+    assert client.get("/openapi.json").json()["info"]["title"] == "georisk"
+    assert client.get("/redoc").status_code == 404
+
+
 def test_map_without_front_end_files_is_a_503_saying_what_to_run(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -247,6 +255,8 @@ def test_map_without_front_end_files_is_a_503_saying_what_to_run(
     shutil.copytree(STATIC_DIR, static, ignore=shutil.ignore_patterns("vendor"))
     with TestClient(create_app(settings, static_dir=static)) as bare:
         response = bare.get("/map")
+        docs = bare.get("/docs")
+    assert docs.status_code == 503
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("text/html")
     assert "georisk assets fetch" in response.text

@@ -178,3 +178,12 @@ def test_map_in_english(server: str, page: tuple[Page, Trouble]) -> None:
     assert "Major hazard source grade" in popup.inner_text()
     assert "Inside a chemical park" in popup.inner_text() and "no" in popup.inner_text()
     assert trouble == Trouble()
+
+
+def test_api_docs_render_offline(server: str, page: tuple[Page, Trouble]) -> None:
+    tab, trouble = page
+    tab.goto(f"{server}/docs", wait_until="networkidle")
+    tab.locator(".opblock").first.wait_for(state="visible", timeout=10_000)
+    paths = tab.locator(".opblock-summary-path").all_inner_texts()
+    assert "/layers/{layer_id}.geojson" in [p.replace("\u200b", "") for p in paths]
+    assert trouble == Trouble()

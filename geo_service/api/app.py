@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None, *, static_dir: Path | None = No
         version=__version__,
         description="Hazards beside people, on a map, graded in four colours.",
         lifespan=lifespan,
+        docs_url=None,  # served by routes_pages from the vendor files, not from a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)  # the map page shrinks about 8×

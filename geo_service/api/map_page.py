@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import folium
@@ -19,9 +18,8 @@ from branca.element import CssLink, Figure, MacroElement
 from jinja2 import Template
 
 from geo_service.api.deps import Lang
-from geo_service.api.errors import AssetsMissing
 from geo_service.api.geojson import bounds, feature_collection
-from geo_service.assets import FETCH_HINT, missing_files, vendor_url
+from geo_service.assets import vendor_url
 from geo_service.catalogue import Layer, Style
 from geo_service.store import Store
 
@@ -58,16 +56,6 @@ class MapLayer:
     layer: Layer
     frame: gpd.GeoDataFrame
     total: int
-
-
-def check_assets(vendor_dir: Path) -> None:
-    """Raise ``AssetsMissing`` (503) naming the files and the command when any is absent."""
-    missing = missing_files([path for _, path in VENDOR_JS + VENDOR_CSS], vendor_dir)
-    if missing:
-        raise AssetsMissing(
-            f"the map's front-end files are not installed (missing {', '.join(missing)}); "
-            f"{FETCH_HINT} on the server, then reload this page"
-        )
 
 
 def read_map_layers(store: Store, limit: int | None = None) -> list[MapLayer]:
