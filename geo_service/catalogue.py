@@ -9,6 +9,7 @@ can change a number by editing a file, and a new layer needs no code at all.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -196,7 +197,7 @@ class Catalogue:
     def __contains__(self, layer_id: object) -> bool:
         return layer_id in self.layers
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers.values())
 
     def __len__(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -141,6 +142,6 @@ def _utm_zone(zone: int, north: bool) -> pyproj.CRS:
 
 
 @lru_cache(maxsize=256)
-def _transformer(source: pyproj.CRS, target: pyproj.CRS):  # type: ignore[no-untyped-def]
-    transform = pyproj.Transformer.from_crs(source, target, always_xy=True).transform
-    return lambda x, y: transform(x, y)
+def _transformer(source: pyproj.CRS, target: pyproj.CRS) -> Any:
+    """A cached ``(x, y) -> (x, y)`` array transform, lon/lat order on both sides."""
+    return pyproj.Transformer.from_crs(source, target, always_xy=True).transform

@@ -108,7 +108,7 @@ def _read_csv(path: Path) -> RawLayer:
         lat = pd.to_numeric(table[lat_col].str.strip(), errors="coerce")
         for column, values in ((lon_col, lon), (lat_col, lat)):
             for i in np.flatnonzero(values.isna()):
-                errors.setdefault(int(i), (column, table[column].iat[i], "not a number"))
+                errors.setdefault(int(i), (column, table[column].iat[int(i)], "not a number"))
         geoms = shapely.points(lon.to_numpy(), lat.to_numpy())
         geoms[lon.isna().to_numpy() | lat.isna().to_numpy()] = None
         table = table.drop(columns=[lon_col, lat_col])

@@ -57,11 +57,14 @@ def coerce(spec: FieldSpec, values: pd.Series) -> pd.Series:
     if spec.type == "string":
         return _objects(map(_text_or_none, values), values.index)
     if spec.type == "integer":
-        return pd.array([None if _missing(v) else int(v) for v in values], dtype="Int64")
+        ints = [None if _missing(v) else int(v) for v in values]
+        return pd.Series(ints, index=values.index, dtype="Int64")
     if spec.type == "number":
-        return pd.array([None if _missing(v) else float(v) for v in values], dtype="Float64")
+        floats = [None if _missing(v) else float(v) for v in values]
+        return pd.Series(floats, index=values.index, dtype="Float64")
     if spec.type == "boolean":
-        return pd.array([None if _missing(v) else _as_bool(v) for v in values], dtype="boolean")
+        flags = [None if _missing(v) else _as_bool(v) for v in values]
+        return pd.Series(flags, index=values.index, dtype="boolean")
     if spec.type == "date":
         return pd.to_datetime(values.map(lambda v: None if _missing(v) else v)).astype(
             "datetime64[ms]"

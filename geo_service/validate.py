@@ -158,12 +158,11 @@ class _Checker:
     def check_geometry(self) -> np.ndarray:
         """Geometries in EPSG:4326, repaired where possible; None where rejected."""
         geoms = np.asarray(self.raw.geometry.values, dtype=object)
-        missing = pd.isna(geoms) | shapely.is_empty(np.where(pd.isna(geoms), None, geoms))
+        missing = pd.isna(geoms)
+        missing[~missing] = shapely.is_empty(geoms[~missing])
         self.error(np.flatnonzero(missing & ~self.bad), _GEOMETRY, None, "missing geometry")
         present = ~missing
-        types = np.array(
-            [g.geom_type if g is not None else "" for g in np.where(present, geoms, None)]
-        )
+        types = np.array([g.geom_type if p else "" for g, p in zip(geoms, present, strict=True)])
         wrong = present & ~np.array([self.layer.accepts(t) for t in types], dtype=bool)
         allowed = "/".join(self.layer.geometry)
         self.error(
@@ -175,7 +174,8 @@ class _Checker:
         ok = present & ~wrong
         self._check_coordinates(geoms, ok)
         ok &= ~self.bad
-        three_d = ok & shapely.has_z(np.where(ok, geoms, None))
+        three_d = np.zeros(len(geoms), dtype=bool)
+        three_d[ok] = shapely.has_z(geoms[ok])
         self.note(np.flatnonzero(three_d), _GEOMETRY, None, "3-D coordinates: heights dropped")
         out = np.full(len(geoms), None, dtype=object)
         out[ok] = self._to_wgs84(shapely.force_2d(geoms[ok]))
@@ -384,7 +384,9 @@ def _derived_ids(layer: Layer, raw: gpd.GeoDataFrame) -> np.ndarray:
     """Stable ids from geometry (to 1e-7°) and name, for files that carry none."""
     geoms = np.asarray(raw.geometry.values, dtype=object)
     names = raw["name"].astype(str).to_numpy() if "name" in raw else np.full(len(raw), "")
-    wkb = shapely.to_wkb(shapely.set_precision(np.where(pd.isna(geoms), None, geoms), 1e-7))
+    present = geoms.copy()
+    present[pd.isna(geoms)] = None
+    wkb = shapely.to_wkb(shapely.set_precision(present, 1e-7))
     return np.array(
         [
             f"{layer.id}-{hashlib.sha1((w or b'') + n.encode()).hexdigest()[:12]}"
