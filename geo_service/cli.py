@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from geo_service.assets import assets_command
 from geo_service.settings import Settings
 
 if TYPE_CHECKING:
@@ -216,6 +217,9 @@ def db_upgrade(ctx: Context) -> None:
 
     upgrade(ctx.settings.database_url, load_catalogue(ctx.settings.catalogue_dir))
     ctx.say("database is up to date")
+
+
+cli.add_command(assets_command)
 
 
 def _serve(ctx: Context, host: str, port: int) -> None:
