@@ -292,6 +292,8 @@ def test_rail_protection_zone_holds_only_the_designed_encroachments(
     buildings = metric["buildings"]
     inside = set(buildings.loc[buildings.intersects(zones), "id"])
     assert inside == set(summary.rail_encroachments)
+    for layer in ("protection_targets", "chemical_plants"):
+        assert not metric[layer].intersects(zones).any(), layer
     assert 4 <= len(inside) <= 10
     near = (
         buildings.set_index("id")

@@ -50,19 +50,23 @@ _ENCROACHMENTS = (
 
 
 def build_buildings(scene: Scene) -> None:
-    """Every building not built with a village or a plant: the core, suburbs, floor villages."""
+    """Every building not built with a pond or a plant: the core, suburbs, villages."""
     rng = scene.rng("buildings")
     _encroachments(scene, rng)
     _core(scene, rng)
     for u, d, radius in _SUBURBS:
         _suburb(scene, rng, point_at(u, d), radius)
-    names = village_names(scene.rng("village names"), len(_FLOOR_VILLAGES) + 8)
     taken = {v.name for v in scene.villages}
-    names = [n for n in names if n not in taken]
-    for (u, fraction), name in zip(_FLOOR_VILLAGES, names, strict=False):
+    names = iter(n for n in village_names(scene.rng("village names"), 20) if n not in taken)
+    for u, fraction in _FLOOR_VILLAGES:
         centre = point_at(u, fraction * float(floor_half_width(u)))
-        village = Village(name, centre, "floor")
+        village = Village(next(names), centre, "floor")
         place_village(scene, village, _cluster(rng, centre, 230.0, 70), rng)
+    # a hamlet at the top of the mountain road, far from any fire station
+    top = scene.lines["mountain_top"]
+    centre = (float(shapely.get_x(top)), float(shapely.get_y(top)))
+    village = Village(next(names), centre, "mountain", spread_m=100.0)
+    place_village(scene, village, _cluster(rng, village.centre, 160.0, 40), rng)
 
 
 def place_village(
@@ -221,7 +225,7 @@ def _building_props(rng: np.random.Generator, kind: str, compound: str | None) -
             "residents": residents,
         }
     if kind == "commercial":
-        floors = int(rng.integers(5, 32))
+        floors = int(rng.integers(5, 26))
         return {
             "height_m": round(floors * 4.0, 1),
             "floors": floors,

@@ -15,7 +15,7 @@ import shapely
 from shapely.geometry import Point, Polygon
 
 from geo_service.demo.city import industrial_site, place_village, rectangle
-from geo_service.demo.landscape import admin_code_at
+from geo_service.demo.landscape import DISTRICT_NAMES, admin_code_at
 from geo_service.demo.names import (
     CITY,
     STREETS_EW,
@@ -332,8 +332,7 @@ def _plant_props(
 
 
 def _address(rng: np.random.Generator, setting: str, code: str) -> str:
-    district = {"429001": "清河区", "429002": "江南区", "429003": "东港区", "429004": "西陵区",
-                "429005": "北山镇", "429006": "南岭镇"}[code]  # fmt: skip
+    district = DISTRICT_NAMES[code]
     number = int(rng.integers(1, 400))
     if setting == "park":
         return f"{CITY}{district}清河化工园区纬{int(rng.integers(1, 6))}路{number}号"

@@ -30,6 +30,7 @@ DISTRICTS = (
     ("429005", "北山镇", "township", False),
     ("429006", "南岭镇", "township", False),
 )
+DISTRICT_NAMES = {code: name for code, name, _, _ in DISTRICTS}
 
 
 def build_districts(scene: Scene) -> None:

@@ -26,7 +26,7 @@ class Village:
 
     name: str
     centre: tuple[float, float]
-    kind: str  # headtop | upstream | floor | mountain | remote
+    kind: str  # headtop (below a pond) | upstream (behind one) | floor | mountain
     admin_code: str = ""
     building_ids: list[str] = field(default_factory=list)
     residents: int = 0

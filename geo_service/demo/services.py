@@ -10,7 +10,8 @@ import shapely
 from shapely.geometry import LineString, Point, Polygon
 from shapely.strtree import STRtree
 
-from geo_service.demo.landscape import admin_code_at
+from geo_service.demo.landscape import DISTRICT_NAMES, admin_code_at
+from geo_service.demo.names import CITY
 from geo_service.demo.region import (
     across,
     core_centre,
@@ -24,28 +25,18 @@ LANELESS_TOWERS = 5  # high-rises left with no fire lane near them
 COMPOUND_TARGETS = 12  # the largest residential compounds of the core become protection targets
 _FIRST_INSPECTION = dt.date(2020, 5, 1)
 
-# category, count in the core, count in the suburbs, occupants range, name pattern
+# category, names (the first ones in the core, the rest in the suburbs), how many in the core,
+# occupants range
 _TARGETS = (
-    ("school", 6, 3, (700, 2_600), "{}中学"),
-    ("kindergarten", 6, 2, (120, 420), "{}幼儿园"),
-    ("hospital", 3, 1, (400, 1_600), "{}医院"),
-    ("elderly_home", 3, 2, (60, 320), "{}养老院"),
-    ("government", 2, 0, (150, 800), "{}政府"),
-)
-_PLACE_WORDS = (
-    "第一",
-    "第二",
-    "第三",
-    "实验",
-    "城东",
-    "城西",
-    "城南",
-    "城北",
-    "滨江",
-    "育才",
-    "红星",
-    "光华",
-)
+    ("school", ("第一中学", "第二中学", "实验中学", "第一小学", "第二小学", "育才小学",
+                "第三中学", "城南小学", "城西小学"), 6, (700, 2_600)),
+    ("kindergarten", ("第一幼儿园", "实验幼儿园", "阳光幼儿园", "红星幼儿园", "蓝天幼儿园",
+                      "育英幼儿园", "滨江幼儿园", "城西幼儿园"), 6, (120, 420)),
+    ("hospital", ("人民医院", "中医院", "妇幼保健院", "第二人民医院"), 3, (400, 1_600)),
+    ("elderly_home", ("社会福利院", "夕阳红养老院", "康乐养老院", "松鹤养老院", "颐和养老院"), 3,
+     (60, 320)),
+    ("government", ("人民政府", "区人民政府"), 2, (150, 800)),
+)  # fmt: skip
 _CROWDED = (
     ("清河农贸市场", 2_500),
     ("清河体育中心", 18_000),
@@ -97,13 +88,13 @@ def build_targets(scene: Scene) -> None:
     rng = scene.rng("targets")
     cu, cv = core_centre()
     placed: list[tuple[float, float]] = []
-    words = iter(rng.permutation(_PLACE_WORDS * 3).tolist())
-    for category, in_core, in_suburbs, occupants, pattern in _TARGETS:
-        for k in range(in_core + in_suburbs):
+    for category, names, in_core, occupants in _TARGETS:
+        for k, name in enumerate(names):
             radius = (300, 1_800) if k < in_core else (2_500, 4_500)
             u, v = _free_spot(scene, rng, (cu, cv), radius, placed)
-            name = ("清河市人民" if k == 0 else "清河区人民") if category == "government" else None
-            name = f"{name}政府" if name else pattern.format(f"清河市{next(words)}")
+            name = f"{CITY}{name}"
+            if name.endswith("区人民政府"):  # the district office is named after its district
+                name = f"{DISTRICT_NAMES[admin_code_at(scene, (u, v))]}人民政府"
             props = {"name": name, "category": category, "occupants": int(rng.integers(*occupants))}
             geometry: Point | Polygon = Point(u, v)
             if category == "school" and k < 2:  # two campuses drawn as their grounds
@@ -111,6 +102,9 @@ def build_targets(scene: Scene) -> None:
             _add_target(scene, props, geometry)
     for name, crowd in _CROWDED:
         u, v = _free_spot(scene, rng, (cu, cv), (200, 1_600), placed)
+        if name.endswith("火车站"):
+            station = scene.lines["railway_station"]
+            u, v = float(shapely.get_x(station)), float(shapely.get_y(station))
         geometry = Point(u, v).buffer(110, quad_segs=8) if "体育" in name else Point(u, v)
         _add_target(
             scene, {"name": name, "category": "crowded_place", "occupants": crowd}, geometry

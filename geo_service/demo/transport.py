@@ -247,6 +247,7 @@ def _station_road(scene: Scene) -> None:
     rail_v = float(point_at(cu, float(rail_offset(cu)))[1])
     road = LineString([(cu, rail_v - 80), (cu, rail_v + 80)])
     scene.truth["road_over_rail"] = add_road(scene, road, "站前路跨线桥", "urban_primary", speed=50)
+    scene.lines["railway_station"] = shapely.Point(cu + 150, rail_v + 70)
 
 
 def _river_road(scene: Scene) -> None:
