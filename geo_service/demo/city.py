@@ -16,6 +16,7 @@ from geo_service.demo.names import village_names
 from geo_service.demo.region import (
     HALF_U,
     HALF_V,
+    SUBURBS,
     core_centre,
     floor_half_width,
     point_at,
@@ -32,8 +33,7 @@ COMPOUND_NAMES = (
     "长江明珠", "清华园", "凤凰城", "棕榈泉", "南湖花园", "北城家园", "百合苑", "金地城", "银河湾",
 )  # fmt: skip
 
-# suburbs and villages on the valley floor: (easting, metres north of the river, radius, kind)
-_SUBURBS = ((-4_600.0, 500.0, 650.0), (3_500.0, 700.0, 650.0), (1_600.0, -1_750.0, 600.0))
+# villages on the valley floor: easting, and where across the floor (fraction of its half-width)
 _FLOOR_VILLAGES = (
     (-11_000.0, -0.12), (-10_300.0, 0.45), (-7_000.0, -0.5), (-5_300.0, 0.85), (5_700.0, -0.45),
     (10_900.0, -0.45), (11_300.0, 0.85), (-2_900.0, -0.8),
@@ -54,7 +54,7 @@ def build_buildings(scene: Scene) -> None:
     rng = scene.rng("buildings")
     _encroachments(scene, rng)
     _core(scene, rng)
-    for u, d, radius in _SUBURBS:
+    for u, d, radius, _ in SUBURBS:
         _suburb(scene, rng, point_at(u, d), radius)
     taken = {v.name for v in scene.villages}
     names = iter(n for n in village_names(scene.rng("village names"), 20) if n not in taken)

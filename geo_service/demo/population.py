@@ -18,6 +18,7 @@ from scipy import ndimage
 from geo_service.demo.region import (
     HALF_U,
     HALF_V,
+    SUBURBS,
     Array,
     across,
     core_centre,
@@ -29,7 +30,6 @@ from geo_service.demo.scene import Scene
 
 CELL_DEG = 0.001
 POPULATION_NODATA = -9999.0
-_TOWNS = ((-4_600.0, 500.0, 3_000.0), (3_500.0, 700.0, 3_200.0), (1_600.0, -1_750.0, 2_600.0))
 
 
 def write_population(scene: Scene, path: Path) -> np.ndarray:
@@ -70,7 +70,7 @@ def _density(scene: Scene, u: Array, v: Array) -> Array:
     r = np.hypot(u - cu, v - cv)
     core = 19_000 * np.exp(-((r / 2_300) ** 4)) + 3_800 * np.exp(-((r / 4_800) ** 2))
     towns = np.zeros_like(u)
-    for tu, td, peak in _TOWNS:
+    for tu, td, _, peak in SUBURBS:
         tu, tv = point_at(tu, td)
         towns += peak * np.exp(-((np.hypot(u - tu, v - tv) / 800) ** 2))
     d, width = np.abs(across(u, v)), floor_half_width(u)

@@ -37,6 +37,10 @@ CORE_RADIUS = 2_000.0
 CORE_U = -500.0
 CORE_OFFSET = 900.0  # the core's centre lies this far north of the river
 
+# suburbs around the core: easting, metres north of the river, radius (m), peak density (/km²)
+SUBURBS = ((-4_600.0, 500.0, 650.0, 3_000.0), (3_500.0, 700.0, 650.0, 3_200.0),
+           (1_600.0, -1_750.0, 600.0, 2_600.0))  # fmt: skip
+
 
 def river_v(u: ArrayLike) -> Array:
     """Northing of the river's centreline at easting ``u``."""
