@@ -309,11 +309,12 @@ def _parse(spec: FieldSpec, values: pd.Series, blank: np.ndarray) -> tuple[pd.Se
     """Values parsed to the field's type, and which non-blank ones failed to parse."""
     present = values.where(~blank)
     if spec.type == "integer":
-        numbers = pd.to_numeric(present.map(_strip), errors="coerce")
+        # as float64 so nullable inputs (Int64 with NA) give plain NaN, never a masked NA
+        numbers = pd.to_numeric(present.map(_strip), errors="coerce").astype("float64")
         wrong = ~blank & (numbers.isna().to_numpy() | (numbers % 1 != 0).to_numpy())
         return numbers, wrong
     if spec.type == "number":
-        numbers = pd.to_numeric(present.map(_strip), errors="coerce")
+        numbers = pd.to_numeric(present.map(_strip), errors="coerce").astype("float64")
         return numbers, ~blank & numbers.isna().to_numpy()
     if spec.type == "boolean":
         flags = present.map(_as_bool_or_none)

@@ -17,6 +17,7 @@ from shapely.geometry import LineString, Point
 from geo_service.catalogue import Catalogue
 from geo_service.chinacrs import from_crs
 from geo_service.demo import DemoSummary, build_demo
+from geo_service.derive import tailings_grade
 from geo_service.metric import WGS84
 from geo_service.store.gpkg import GeoPackageStore
 from geo_service.validate import validate_frame
@@ -92,7 +93,7 @@ def test_every_layer_passes_the_catalogue_checks(store: GeoPackageStore) -> None
     source = from_crs(WGS84)
     for layer in store.catalogue.vector_layers:
         frame = store.read(layer.id)
-        validation = validate_frame(layer, _as_read_from_a_file(frame), source, file=layer.id)
+        validation = validate_frame(layer, frame, source, file=layer.id)
         assert not validation.errors, [str(p) for p in validation.errors[:5]]
         assert len(validation.valid) == len(frame)
         assert frame["id"].str.fullmatch(r"[a-z]+-\d+").all(), layer.id
@@ -105,10 +106,14 @@ def test_every_layer_passes_the_catalogue_checks(store: GeoPackageStore) -> None
                 )
 
 
-def test_some_pond_grades_are_left_for_the_derivation(store: GeoPackageStore) -> None:
+def test_pond_grades_left_empty_are_derived_from_capacity_and_height(
+    store: GeoPackageStore,
+) -> None:
     ponds = store.read("tailings_ponds")
-    assert ponds["grade"].isna().sum() >= 2
-    assert ponds["grade"].notna().sum() >= 2
+    params = store.catalogue["tailings_ponds"].derivations["tailings_grade"]
+    assert ponds["grade"].notna().all()
+    assert ponds["grade"].tolist() == tailings_grade(ponds, params).tolist()
+    assert sorted(set(ponds["grade"])) == [2, 3, 4, 5]
     assert (ponds.geometry.geom_type == "Point").all()
 
 
@@ -418,15 +423,6 @@ def _d8_path(dem, start: Point, max_length: float, per_metre: bool = True) -> Li
         cells.append((row, col))
     xs, ys = rasterio.transform.xy(transform, [c[0] for c in cells], [c[1] for c in cells])
     return LineString(np.column_stack([xs, ys]))
-
-
-def _as_read_from_a_file(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Plain Python values with None for missing ones, as a file reader hands them over."""
-    raw = frame.copy()
-    for column in frame.columns.drop("geometry"):
-        values = frame[column].astype(object)
-        raw[column] = values.where(frame[column].notna(), None)
-    return raw
 
 
 def _people_in(summary: DemoSummary, area_metric) -> float:

@@ -406,3 +406,29 @@ def test_heights_are_dropped_with_a_note(tmp_path: Path, gpkg_store: GeoPackageS
     )
     assert report.ok and any("heights dropped" in p.reason for p in report.problems)
     assert not gpkg_store.read("chemical_plants").geometry.has_z.any()
+
+
+def test_canonical_frames_with_nullable_columns_validate(gpkg_store: GeoPackageStore) -> None:
+    from geo_service.chinacrs import parse_source_crs
+    from geo_service.schema import conform
+    from geo_service.validate import validate_frame
+
+    layer = gpkg_store.layer("chemical_plants")
+    frame = conform(
+        layer,
+        gpd.GeoDataFrame(
+            {
+                "id": ["a", "b"],
+                "name": ["甲", "乙"],
+                "major_hazard_grade": [2, None],
+                "in_chemical_park": [True, None],
+            },
+            geometry=[shapely.Point(110.6, 30.5), shapely.Point(110.7, 30.5)],
+            crs=4326,
+        ),
+    )
+    result = validate_frame(layer, frame, parse_source_crs("4326"), file="frame")
+    assert not result.errors
+    assert result.valid["major_hazard_grade"].tolist()[0] == 2 and result.valid[
+        "major_hazard_grade"
+    ].isna().tolist() == [False, True]

@@ -16,6 +16,8 @@ from geo_service.demo.scene import Scene, generator
 from geo_service.demo.services import build_fire_lanes, build_stations, build_targets
 from geo_service.demo.terrain import build_dem
 from geo_service.demo.transport import build_rail, build_roads
+from geo_service.derive import apply_derivations
+from geo_service.schema import conform
 from geo_service.store.base import Store
 
 Progress = Callable[[str], None]
@@ -99,7 +101,8 @@ def _write_layers(store: Store, scene: Scene, step: Progress) -> dict[str, int]:
         features = scene.layers.get(layer.id, [])
         if not features:
             raise RuntimeError(f"the demo region has no {layer.id}")  # a bug in the demo
-        store.replace(layer.id, scene.frame.to_frame(layer, features))
+        frame = conform(layer, scene.frame.to_frame(layer, features))
+        store.replace(layer.id, apply_derivations(layer, frame))  # e.g. pond grades
         counts[layer.id] = len(features)
     return counts
 
