@@ -277,3 +277,11 @@ def test_an_unexpected_error_is_a_500_without_traceback(settings: Settings) -> N
         "code": "internal_error",
         "detail": "internal error; the server log has details",
     }
+
+
+def test_favicon_is_served(client: TestClient) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.headers["content-type"].startswith(
+        "image/svg+xml"
+    )
+    assert b"#e53935" in response.content

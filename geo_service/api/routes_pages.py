@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from geo_service import __version__
@@ -64,6 +64,12 @@ def api_docs(request: Request, static_dir: StaticDirDep) -> HTMLResponse:
         swagger_favicon_url=vendor_url(_DOCS_ICON),
         swagger_ui_parameters={"validatorUrl": None},  # no calls to an online validator
     )
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon(static_dir: StaticDirDep) -> FileResponse:
+    """The four risk colours, so browsers asking for an icon get one (and log no 404)."""
+    return FileResponse(static_dir / "favicon.svg", media_type="image/svg+xml")
 
 
 def _require(static_dir: Path, paths: list[str], whose: str) -> None:
