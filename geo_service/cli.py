@@ -310,6 +310,6 @@ def _user_message(exc: Exception) -> str:
 
 def _is_data_error(exc: Exception) -> bool:
     from geo_service.catalogue import CatalogueError
-    from geo_service.store import StoreError
+    from geo_service.osm import OSMError
 
-    return isinstance(exc, (CatalogueError, StoreError))
+    return isinstance(exc, (CatalogueError, OSMError))
