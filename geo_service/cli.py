@@ -64,12 +64,10 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     or to PostGIS when GEORISK_DATABASE_URL is set.
     """
     verbosity = verbose - quiet
+    # Errors reach the user as one line from `main`; the logged originals (database text,
+    # tracebacks) are for -v only.
     logging.basicConfig(
-        level=logging.DEBUG
-        if verbosity > 0
-        else logging.WARNING
-        if verbosity == 0
-        else logging.ERROR,
+        level=logging.DEBUG if verbosity > 0 else logging.CRITICAL,
         format="%(levelname)s %(name)s: %(message)s",
     )
     ctx.obj = Context(verbosity)

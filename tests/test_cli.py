@@ -123,3 +123,19 @@ def test_unexpected_failures_are_one_line_unless_verbose(tmp_path: Path, plants_
     assert len(quiet.stderr.strip().splitlines()) == 1 and "Traceback" not in quiet.stderr
     loud = georisk("-v", "import", "chemical_plants", str(plants_file), data_dir=blocker)
     assert "Traceback" in loud.stderr
+
+
+def test_unreachable_postgis_is_one_line_without_database_text(tmp_path: Path) -> None:
+    env = {**os.environ, "GEORISK_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    result = subprocess.run(
+        [sys.executable, "-m", "geo_service", "layers"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        "error: could not count layer admin_areas: the PostGIS database cannot be reached "
+        "(check GEORISK_DATABASE_URL and that the server is running)"
+    ]
