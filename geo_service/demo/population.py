@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import shapely
 from affine import Affine
 from scipy import ndimage
@@ -25,6 +24,7 @@ from geo_service.demo.region import (
     floor_half_width,
     point_at,
     river_half_width,
+    write_geotiff,
 )
 from geo_service.demo.scene import Scene
 
@@ -44,23 +44,15 @@ def write_population(scene: Scene, path: Path) -> np.ndarray:
     cell_km2 = (CELL_DEG * 111.32 * np.cos(np.radians(lat2))) * (CELL_DEG * 110.574)
     persons = _density(scene, u, v) * cell_km2 + _villages(scene, u, v)
     persons = persons.astype(np.float32)
-    profile = {
-        "driver": "GTiff",
-        "width": cols,
-        "height": rows,
-        "count": 1,
-        "dtype": "float32",
-        "crs": "EPSG:4326",
-        "transform": Affine(CELL_DEG, 0, west, 0, -CELL_DEG, north),
-        "nodata": POPULATION_NODATA,
-        "compress": "deflate",
-        "predictor": 3,
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(persons, 1)
-        dst.update_tags(
-            1, units="persons per cell", description="Resident population (demo region, fictional)"
-        )
+    write_geotiff(
+        path,
+        persons,
+        crs="EPSG:4326",
+        transform=Affine(CELL_DEG, 0, west, 0, -CELL_DEG, north),
+        nodata=POPULATION_NODATA,
+        units="persons per cell",
+        description="Resident population (demo region, fictional)",
+    )
     return persons
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
 import pyproj
+import rasterio
 import shapely
 from numpy.typing import ArrayLike, NDArray
 from shapely.geometry import LineString, Polygon
@@ -216,3 +218,35 @@ class Frame:
         metric = self.to_metric(np.array([f.geometry for f in features], dtype=object))
         geometry = gpd.GeoSeries(metric, crs=self.crs).to_crs(4326)
         return conform(layer, gpd.GeoDataFrame(data, geometry=geometry.values, crs=4326))
+
+
+def write_geotiff(
+    path: Path,
+    data: Array,
+    *,
+    crs: Any,
+    transform: Any,
+    nodata: float,
+    units: str,
+    description: str,
+) -> None:
+    """Write one float32 band as a tiled, compressed GeoTIFF with its units in the band tags."""
+    rows, cols = data.shape
+    profile = {
+        "driver": "GTiff",
+        "width": cols,
+        "height": rows,
+        "count": 1,
+        "dtype": "float32",
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "predictor": 3,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data.astype(np.float32), 1)
+        dst.update_tags(1, units=units, description=description)

@@ -35,6 +35,7 @@ from geo_service.demo.region import (
     ridge_relief,
     river_half_width,
     river_z,
+    write_geotiff,
 )
 
 DEM_NODATA = -9999.0
@@ -107,25 +108,15 @@ class Dem:
 
     def write(self, path: Path, frame: Frame) -> None:
         """Write the DEM as a tiled, compressed GeoTIFF in the metric CRS."""
-        rows, cols = self.shape
-        profile = {
-            "driver": "GTiff",
-            "width": cols,
-            "height": rows,
-            "count": 1,
-            "dtype": "float32",
-            "crs": frame.crs,
-            "transform": self.transform(frame),
-            "nodata": DEM_NODATA,
-            "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
-            "compress": "deflate",
-            "predictor": 3,
-        }
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(self.z, 1)
-            dst.update_tags(1, units="m", description="Terrain elevation (demo region, fictional)")
+        write_geotiff(
+            path,
+            self.z,
+            crs=frame.crs,
+            transform=self.transform(frame),
+            nodata=DEM_NODATA,
+            units="m",
+            description="Terrain elevation (demo region, fictional)",
+        )
 
 
 def build_dem(rng: np.random.Generator) -> Dem:
