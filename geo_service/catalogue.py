@@ -126,7 +126,7 @@ class Layer(BaseModel):
     title: Titles
     description: str | None = None
     kind: Literal["vector", "raster"] = "vector"
-    role: Literal["hazard", "exposure", "context"] = "context"
+    role: Literal["hazard", "exposure", "context", "result"] = "context"
     plan_item: str | None = None
     geometry: list[GeometryType] = Field(default_factory=list)
     id_field: str = "id"
@@ -134,6 +134,10 @@ class Layer(BaseModel):
     style: Style = Field(default_factory=Style)
     rules: list[Rule] = Field(default_factory=list)
     derivations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    grading: dict[str, Any] = Field(
+        default_factory=dict,
+        description="How the analysis scores the layer's hazard features (0-100) and classes them.",
+    )
     raster: RasterSpec | None = None
 
     @model_validator(mode="after")
@@ -161,6 +165,11 @@ class Layer(BaseModel):
     def field_map(self) -> dict[str, FieldSpec]:
         """Fields by name."""
         return {f.name: f for f in self.fields}
+
+    @property
+    def importable(self) -> bool:
+        """Whether files may be imported into the layer (results are written by the analysis)."""
+        return self.role != "result"
 
     @property
     def input_fields(self) -> list[FieldSpec]:

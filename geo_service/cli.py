@@ -233,8 +233,13 @@ def _layer(ctx: Context, layer_id: str) -> Layer:
     from geo_service.catalogue import load_catalogue
 
     catalogue = load_catalogue(ctx.settings.catalogue_dir)
+    if layer_id in catalogue and not catalogue[layer_id].importable:
+        raise click.BadParameter(
+            f"{layer_id} is written by the analysis (georisk analyze), not imported",
+            param_hint="LAYER",
+        )
     if layer_id not in catalogue:
-        known = ", ".join(sorted(catalogue.layers))
+        known = ", ".join(sorted(layer.id for layer in catalogue if layer.importable))
         raise click.BadParameter(
             f"unknown layer {layer_id!r}; known layers: {known}", param_hint="LAYER"
         )

@@ -28,6 +28,10 @@ from geo_service.store import Store, WriteResult
 from geo_service.validate import Problem, Validation, validate_frame
 
 
+class ImportRefused(ValueError):
+    """An import that cannot be asked for (a layer that only the analysis writes)."""
+
+
 @dataclass
 class ImportReport:
     """What an import (or a validation) found and did."""
@@ -99,6 +103,10 @@ def import_file(
 ) -> ImportReport:
     """Validate ``path`` and write it into ``layer_id`` (rasters: GeoTIFF into a raster layer)."""
     layer = store.layer(layer_id)
+    if not layer.importable:
+        raise ImportRefused(
+            f"{layer.id} is written by the analysis (georisk analyze), not imported"
+        )
     if layer.kind == "raster":
         return import_raster(store, layer, path, crs=crs)
     report, validation = validate_file(

@@ -54,6 +54,9 @@ def test_shipped_catalogue_has_every_layer_with_the_fixed_field_names(catalogue)
         "dem",
         "industrial_parks",
         "mines",
+        "findings",
+        "measures",
+        "analysis_runs",
     }
     assert set(catalogue.layers) == expected
     for layer_id, fields in REQUIRED_FIELDS.items():

@@ -432,3 +432,11 @@ def test_canonical_frames_with_nullable_columns_validate(gpkg_store: GeoPackageS
     assert result.valid["major_hazard_grade"].tolist()[0] == 2 and result.valid[
         "major_hazard_grade"
     ].isna().tolist() == [False, True]
+
+
+def test_result_layers_are_not_importable(tmp_path: Path, gpkg_store: GeoPackageStore) -> None:
+    from geo_service.importer import ImportRefused
+
+    path = _write_geojson(tmp_path / "p.geojson", [_plant(0)])
+    with pytest.raises(ImportRefused, match="written by the analysis"):
+        import_file(gpkg_store, "findings", path)

@@ -97,6 +97,8 @@ def _keep_clear_of_transport(scene: Scene) -> None:
 def _write_layers(store: Store, scene: Scene, step: Progress) -> dict[str, int]:
     counts = {}
     for layer in store.catalogue.vector_layers:
+        if not layer.importable:
+            continue  # findings, measures and runs are the analysis's to write
         step(f"writing {layer.id}")
         features = scene.layers.get(layer.id, [])
         if not features:
