@@ -1,0 +1,1 @@
+"""Rule kinds for fire (being written)."""

@@ -1,0 +1,1 @@
+"""Rule kinds for tailings (being written)."""
