@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FieldType = Literal["string", "integer", "number", "boolean", "date", "list"]
+FieldType = Literal["string", "integer", "number", "boolean", "date", "list", "geometry"]
 GeometryType = Literal["Point", "LineString", "Polygon"]
 Confidence = Literal["V", "S", "R"]
 RiskClass = Literal["red", "orange", "yellow", "blue"]
@@ -56,6 +56,11 @@ class FieldSpec(BaseModel):
     items_enum: list[str] | None = Field(
         default=None, description="For a list field: the values each item may take."
     )
+    geometry_types: list[GeometryType] | None = Field(
+        default=None,
+        description="For a geometry field (a second geometry, e.g. a pond's outline): the types it "
+        "may hold.",
+    )
     derive: str | None = Field(
         default=None,
         description="Name of a derivation (in the layer's `derivations`) filling the field when "
@@ -69,6 +74,10 @@ class FieldSpec(BaseModel):
     def _items_only_on_lists(self) -> FieldSpec:
         if self.items_enum is not None and self.type != "list":
             raise ValueError(f"field {self.name}: items_enum only applies to list fields")
+        if (self.type == "geometry") != (self.geometry_types is not None):
+            raise ValueError(
+                f"field {self.name}: a geometry field, and only one, has geometry_types"
+            )
         return self
 
 

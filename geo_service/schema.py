@@ -3,8 +3,10 @@
 Columns: ``id`` (text), the layer's catalogue fields in catalogue order, ``source_crs`` (the CRS the
 features were imported from, e.g. ``EPSG:4547`` or ``gcj02``), and ``geometry`` in EPSG:4326.
 Types: string → str or None; integer → ``Int64``; number → ``Float64``; boolean → ``boolean``;
-date → ``datetime64[ms]``; list → a Python list of str. Rows are ordered by ``id``. Both stores
-pass what they read through ``conform``, so they hand out identical frames for identical data.
+date → ``datetime64[ms]``; list → a Python list of str; geometry (a second geometry such as a
+pond's outline) → a shapely geometry in EPSG:4326, kept as WKT text by the stores. Rows are
+ordered by ``id``. Both stores pass what they read through ``conform``, so they hand out
+identical frames for identical data.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
+import shapely.geometry
+from shapely.geometry.base import BaseGeometry
 
 from geo_service.catalogue import FieldSpec, Layer
 
@@ -69,6 +74,8 @@ def coerce(spec: FieldSpec, values: pd.Series) -> pd.Series:
         return pd.to_datetime(values.map(lambda v: None if _missing(v) else v)).astype(
             "datetime64[ms]"
         )
+    if spec.type == "geometry":
+        return _objects(map(as_geometry, values), values.index)
     return _objects(map(as_list, values), values.index)
 
 
@@ -83,6 +90,25 @@ def as_list(value: Any) -> list[str] | None:
         parsed = json.loads(text)
         return [str(v) for v in parsed]
     return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+
+
+def as_geometry(value: Any) -> BaseGeometry | None:
+    """A geometry field's value from a geometry, WKT, WKB or a GeoJSON geometry (dict or text)."""
+    if isinstance(value, BaseGeometry):
+        return None if value.is_empty else value
+    if _missing(value):
+        return None
+    if isinstance(value, bytes):
+        return shapely.from_wkb(value)
+    if isinstance(value, dict):
+        return shapely.geometry.shape(value)
+    text = str(value).strip()
+    return shapely.from_geojson(text) if text.startswith("{") else shapely.from_wkt(text)
+
+
+def geometry_to_text(value: Any) -> str | None:
+    """How a geometry field is stored: WKT, coordinates to 1e-9° (sub-millimetre)."""
+    return None if value is None else shapely.to_wkt(value, rounding_precision=9)
 
 
 def list_to_text(value: Any) -> str | None:

@@ -21,7 +21,7 @@ from geo_service.catalogue import FieldSpec, Layer
 from geo_service.chinacrs import SourceCRS, to_wgs84
 from geo_service.derive import apply_derivations
 from geo_service.metric import WGS84
-from geo_service.schema import as_list, conform
+from geo_service.schema import as_geometry, as_list, conform
 
 # Where coordinates of this project's data are expected; used only to spot swapped lat/lon.
 _CHINA = (73.0, 3.0, 136.5, 54.0)
@@ -285,6 +285,23 @@ class _Checker:
         ok = ~blank & ~wrong_type
         for mask, reason in _constraints(spec, parsed, ok):
             self.error(np.flatnonzero(mask), spec.name, values[mask], reason)
+        if spec.type == "geometry":
+            self.parsed[spec.name] = self._second_geometry(spec, parsed, ok)
+
+    def _second_geometry(self, spec: FieldSpec, parsed: pd.Series, ok: np.ndarray) -> pd.Series:
+        """A geometry field in EPSG:4326, made valid (with a note) like the feature geometry."""
+        shapes = parsed.to_numpy(dtype=object).copy()
+        rows = np.flatnonzero(ok & ~self.bad)
+        shapes[rows] = self._to_wgs84(shapely.force_2d(shapes[rows]))
+        for row in rows[~shapely.is_valid(shapes[rows])]:
+            reason = shapely.is_valid_reason(shapes[row])
+            fixed = _keep_dimension(shapely.make_valid(shapes[row]), shapes[row])
+            if fixed is None:
+                self.error(np.array([row]), spec.name, None, f"invalid geometry ({reason})")
+            else:
+                self.note(np.array([row]), spec.name, None, f"invalid geometry repaired ({reason})")
+                shapes[row] = fixed
+        return pd.Series(shapes, index=parsed.index)
 
     # -- result ------------------------------------------------------------------------------
 
@@ -325,6 +342,9 @@ def _parse(spec: FieldSpec, values: pd.Series, blank: np.ndarray) -> tuple[pd.Se
     if spec.type == "list":
         lists = present.map(_list_or_none)
         return lists, ~blank & lists.isna().to_numpy()
+    if spec.type == "geometry":
+        shapes = present.map(_geometry_or_none)
+        return shapes, ~blank & shapes.isna().to_numpy()
     return present.map(lambda v: None if v is None or v is np.nan else str(v).strip()), np.zeros(
         len(values), dtype=bool
     )
@@ -359,6 +379,12 @@ def _constraints(
                 f"above the maximum {spec.maximum:g}",
             )
         )
+    if spec.geometry_types is not None:
+        allowed_types = set(spec.geometry_types)
+        wrong = ok & ~parsed.map(
+            lambda g: g is None or g.geom_type.removeprefix("Multi") in allowed_types
+        ).to_numpy(dtype=bool)
+        checks.append((wrong, f"wrong geometry type; field takes {'/'.join(spec.geometry_types)}"))
     if spec.pattern is not None:
         regex = re.compile(spec.pattern)
         mismatch = ok & ~parsed.map(lambda v: bool(regex.fullmatch(str(v)))).to_numpy(dtype=bool)
@@ -463,6 +489,13 @@ def _list_or_none(value: Any) -> list[str] | None:
     try:
         return as_list(value)
     except ValueError:
+        return None
+
+
+def _geometry_or_none(value: Any) -> Any:
+    try:
+        return as_geometry(value)
+    except (shapely.errors.ShapelyError, ValueError, TypeError, AttributeError, KeyError):
         return None
 
 

@@ -440,3 +440,35 @@ def test_result_layers_are_not_importable(tmp_path: Path, gpkg_store: GeoPackage
     path = _write_geojson(tmp_path / "p.geojson", [_plant(0)])
     with pytest.raises(ImportRefused, match="written by the analysis"):
         import_file(gpkg_store, "findings", path)
+
+
+def test_a_pond_outline_is_a_second_geometry_converted_like_the_first(
+    tmp_path: Path, gpkg_store: GeoPackageStore
+) -> None:
+    toe = gpd.GeoSeries([shapely.Point(110.6, 30.55)], crs=4326).to_crs(4546).iloc[0]
+    outline = shapely.Polygon([(toe.x - 300, toe.y), (toe.x + 300, toe.y), (toe.x, toe.y + 500)])
+    bowtie = shapely.Polygon(
+        [(toe.x, toe.y), (toe.x + 10, toe.y + 10), (toe.x + 10, toe.y), (toe.x, toe.y + 10)]
+    )
+    frame = gpd.GeoDataFrame(
+        {
+            "id": ["t1", "t2", "t3"],
+            "name": ["甲库", "乙库", "丙库"],
+            "pond_area": [outline.wkt, bowtie.wkt, "LINESTRING (0 0, 1 1)"],
+        },
+        geometry=[toe, toe, toe],
+        crs=4546,
+    )
+    frame.to_file(tmp_path / "ponds.gpkg", driver="GPKG")
+    report = import_file(gpkg_store, "tailings_ponds", tmp_path / "ponds.gpkg", skip_invalid=True)
+    assert [(p.feature, p.field) for p in report.errors] == [(2, "pond_area")]
+    assert "wrong geometry type" in report.errors[0].reason
+    assert any(
+        p.feature == 1 and p.field == "pond_area" and "repaired" in p.reason
+        for p in report.problems
+    )
+    stored = gpkg_store.read("tailings_ponds").set_index("id")
+    area = stored.loc["t1", "pond_area"]
+    expected = gpd.GeoSeries([outline], crs=4546).to_crs(4326).iloc[0]
+    assert area.geom_type == "Polygon" and area.equals_exact(expected, tolerance=1e-8)
+    assert stored.loc["t2", "pond_area"].is_valid

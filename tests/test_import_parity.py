@@ -79,8 +79,36 @@ def _files(tmp_path: Path) -> list[tuple[str, Path, dict[str, str]]]:
         nodata=-1,
     ) as dst:
         dst.write(np.arange(200, dtype="float32").reshape(10, 20), 1)
+    ponds = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {
+                    "id": "pond-1",
+                    "name": "石门沟尾矿库",
+                    "total_capacity_m3": 4.5e6,
+                    "dam_height_m": 42,
+                    "pond_area": {
+                        "type": "Polygon",
+                        "coordinates": [
+                            [[110.60, 30.56], [110.61, 30.56], [110.605, 30.57], [110.60, 30.56]]
+                        ],
+                    },
+                },
+                "geometry": {"type": "Point", "coordinates": [110.605, 30.555]},
+            },
+            {
+                "type": "Feature",
+                "properties": {"id": "pond-2", "name": "青龙沟尾矿库", "dam_height_m": 25},
+                "geometry": {"type": "Point", "coordinates": [110.62, 30.54]},
+            },
+        ],
+    }
+    (tmp_path / "ponds.geojson").write_text(json.dumps(ponds, ensure_ascii=False))
     return [
         ("chemical_plants", tmp_path / "plants.geojson", {}),
+        ("tailings_ponds", tmp_path / "ponds.geojson", {}),
         ("protection_targets", tmp_path / "baidu.csv", {"crs": "bd09"}),
         ("population", tmp_path / "pop.tif", {}),
     ]
@@ -95,6 +123,12 @@ def test_same_files_same_features_in_both_stores(
             assert report.ok, [str(p) for p in report.errors]
             again = import_file(store, layer, path, **options)  # re-import updates
             assert again.ok
+    ponds = postgis_store.read("tailings_ponds").set_index("id")
+    assert ponds.loc["pond-1", "pond_area"].geom_type == "Polygon"
+    assert ponds["grade"].tolist() == [4, 5]  # derived from capacity and height on import
+    assert_geodataframe_equal(
+        gpkg_store.read("tailings_ponds"), postgis_store.read("tailings_ponds")
+    )
     for layer in ("chemical_plants", "protection_targets"):
         embedded, postgis = gpkg_store.read(layer), postgis_store.read(layer)
         assert len(embedded) > 0

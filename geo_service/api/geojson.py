@@ -64,6 +64,8 @@ def _json_values(layer: Layer, name: str, series: pd.Series) -> list[Any]:
     spec = layer.field_map.get(name)
     if spec is not None and spec.type == "date":
         return [None if pd.isna(d) else _iso(d) for d in pd.to_datetime(series)]
+    if spec is not None and spec.type == "geometry":
+        return [None if v is None else shapely.geometry.mapping(v) for v in series]
     if spec is not None and spec.type == "list":
         return [None if v is None else [str(item) for item in v] for v in series]
     # masked dtypes (Int64, Float64, boolean) give Python scalars and None for <NA>

@@ -21,7 +21,7 @@ import pyogrio
 import shapely
 
 from geo_service.catalogue import Catalogue, Layer
-from geo_service.schema import conform, empty_frame, list_to_text
+from geo_service.schema import conform, empty_frame, geometry_to_text, list_to_text
 from geo_service.store.base import (
     BBox,
     Store,
@@ -210,6 +210,8 @@ def _write_layer(path: Path, layer: Layer, frame: gpd.GeoDataFrame) -> None:
     for spec in layer.fields:
         if spec.type == "list":
             stored[spec.name] = stored[spec.name].map(list_to_text).astype(object)
+        elif spec.type == "geometry":
+            stored[spec.name] = stored[spec.name].map(geometry_to_text).astype(object)
     stored = stored.sort_values("id", kind="stable")  # rows in id order: reads come back sorted
     pyogrio.write_dataframe(
         stored, path, layer=layer.id, driver="GPKG", geometry_type="Unknown", promote_to_multi=False

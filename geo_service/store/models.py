@@ -51,6 +51,7 @@ COLUMN_TYPES: dict[FieldType, type[TypeEngine[Any]] | TypeEngine[Any]] = {
     "boolean": Boolean,
     "date": Date,
     "list": ARRAY(Text),
+    "geometry": Text,  # a second geometry (e.g. a pond's outline) as WKT in EPSG:4326
 }
 
 

@@ -67,7 +67,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Text
 
 from geo_service.catalogue import Catalogue, FieldSpec, Layer, load_catalogue
-from geo_service.schema import conform, empty_frame
+from geo_service.schema import conform, empty_frame, geometry_to_text
 from geo_service.store.base import (
     BBox,
     Store,
@@ -473,6 +473,8 @@ def _python(spec: FieldSpec, series: pd.Series) -> list[Any]:
         return [None if m else bool(v) for v, m in zip(values, missing, strict=True)]
     if spec.type == "date":
         return [None if m else pd.Timestamp(v).date() for v, m in zip(values, missing, strict=True)]
+    if spec.type == "geometry":
+        return [None if m else geometry_to_text(v) for v, m in zip(values, missing, strict=True)]
     return [None if m else v for v, m in zip(values, missing, strict=True)]
 
 
