@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 import shapely
-from shapely.geometry import Point, Polygon
+from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry.base import BaseGeometry
 
 from geo_service.demo.city import industrial_site, place_village, rectangle
 from geo_service.demo.landscape import DISTRICT_NAMES, admin_code_at
@@ -161,6 +162,7 @@ def build_ponds(scene: Scene) -> None:
             "online_monitoring": spec.monitoring,
             "mineral": spec.mineral,
             "admin_code": admin_code_at(scene, toe),
+            "pond_area": _pond_outline(scene, spec),
         }
         scene.add("tailings_ponds", props, Point(toe), "pond", 2)
         expected[spec.id] = spec.setting == "headtop"
@@ -169,6 +171,21 @@ def build_ponds(scene: Scene) -> None:
         elif spec.setting == "upstream":
             _upstream_village(scene, rng, spec, next(names))
     scene.truth["headtop_expected"] = expected
+
+
+def _pond_outline(scene: Scene, spec: PondSpec) -> BaseGeometry:
+    """The pond behind the dam: the side valley's floor up from the toe, sized by capacity.
+
+    Kept clear of new buildings; it ends well below any upstream village (950 m up).
+    """
+    valley = SIDE_VALLEYS[spec.valley]
+    length = float(np.clip(120.0 * spec.capacity_m3 ** (1 / 3) / 100.0, 250.0, 650.0))
+    s = np.linspace(spec.toe_s + 30.0, spec.toe_s + 30.0 + length, 24)
+    thalweg = LineString([valley.thalweg_point(float(x)) for x in s])
+    half_width = float(np.clip(length / 4.0, 70.0, 160.0))
+    local = thalweg.buffer(half_width, cap_style="flat", quad_segs=8)
+    scene.keepout.add(local, margin=10.0)
+    return shapely.transform(local, lambda xy: np.column_stack(scene.frame.local_to_lonlat(*xy.T)))
 
 
 def _downstream_village(
