@@ -50,6 +50,9 @@ class FieldSpec(BaseModel):
     unit: str | None = None
     required: bool = False
     enum: list[Any] | None = None
+    enum_titles: dict[str, Titles] | None = Field(
+        default=None, description="How each enum value reads to a person (exports, the map)."
+    )
     minimum: float | None = None
     maximum: float | None = None
     pattern: str | None = None
@@ -74,6 +77,11 @@ class FieldSpec(BaseModel):
     def _items_only_on_lists(self) -> FieldSpec:
         if self.items_enum is not None and self.type != "list":
             raise ValueError(f"field {self.name}: items_enum only applies to list fields")
+        unknown = set(self.enum_titles or ()) - {str(v) for v in self.enum or ()}
+        if unknown:
+            raise ValueError(
+                f"field {self.name}: enum_titles of values not in enum: {sorted(unknown)}"
+            )
         if (self.type == "geometry") != (self.geometry_types is not None):
             raise ValueError(
                 f"field {self.name}: a geometry field, and only one, has geometry_types"
