@@ -57,6 +57,7 @@ def test_shipped_catalogue_has_every_layer_with_the_fixed_field_names(catalogue)
         "findings",
         "measures",
         "analysis_runs",
+        "road_hazard_sections",
     }
     assert set(catalogue.layers) == expected
     for layer_id, fields in REQUIRED_FIELDS.items():
