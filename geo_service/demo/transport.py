@@ -116,12 +116,14 @@ def add_road(
     hazards: list[str] | None = None,
     status: str = "none",
     speed: int | None = None,
+    structure: str | None = None,
 ) -> str:
     """Add one road section; returns its id."""
     props = {
         "road_name": name,
         "road_class": road_class,
         "design_speed_kmh": speed or _SPEEDS[road_class],
+        "structure": structure,
         "hazard_types": hazards,
         "rectification_status": status,
     }
@@ -246,7 +248,9 @@ def _station_road(scene: Scene) -> None:
     cu, _ = core_centre()
     rail_v = float(point_at(cu, float(rail_offset(cu)))[1])
     road = LineString([(cu, rail_v - 80), (cu, rail_v + 80)])
-    scene.truth["road_over_rail"] = add_road(scene, road, "站前路跨线桥", "urban_primary", speed=50)
+    scene.truth["road_over_rail"] = add_road(
+        scene, road, "站前路跨线桥", "urban_primary", speed=50, structure="bridge"
+    )
     scene.lines["railway_station"] = shapely.Point(cu + 150, rail_v + 70)
 
 
@@ -262,7 +266,13 @@ def _level_crossing_road(scene: Scene) -> None:
     width = float(floor_half_width(u))
     road = LineString([point_at(u, -0.7 * width), point_at(u, -0.1 * width)])
     scene.truth["level_crossing_road"] = add_road(
-        scene, road, "Y015乡道", "rural", hazards=["level_crossing"], status="identified"
+        scene,
+        road,
+        "Y015乡道",
+        "rural",
+        hazards=["level_crossing"],
+        status="identified",
+        structure="road",
     )
 
 
