@@ -55,6 +55,7 @@ def parallel_runs(
     """
     parts = roads.geometry.explode(index_parts=False)
     parts = parts[~parts.is_empty]
+    parts = parts.iloc[_maybe_near(rails.geometry, parts, max_distance)]
     owners = parts.index.to_numpy()
     parts = gpd.GeoSeries(parts.to_numpy(), crs=4326)
     keys = line_keys(rails)
@@ -191,9 +192,11 @@ def _angle_between(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np
 def pairs_within(
     hazards: gpd.GeoSeries, targets: gpd.GeoSeries, reach: Any, geometry: str
 ) -> pd.DataFrame:
-    """(hazard, target) pairs within ``reach`` metres (one per hazard), inclusive.
+    """Every (hazard, target) pair within ``reach`` metres of the hazard, inclusive.
 
-    Each target is measured in its own metric zone with the hazards projected into it. Returns
+    Targets that may be near a hazard are picked in degrees (a generous pre-filter, so only
+    they are projected); each is then measured in its own metric zone with the hazards projected
+    into it. Returns
     ``rail`` and ``target`` (the labels of ``hazards`` and ``targets``), ``distance`` (m), the
     pair's geometries in that zone (``rail_m``, ``target_m``) and ``geometry`` in EPSG:4326:
     ``"shortest_line"`` from hazard to target, ``"inside"`` the part of the target within reach
@@ -203,9 +206,10 @@ def pairs_within(
     targets = targets[~targets.is_empty & targets.notna()]
     if hazards.empty or targets.empty or not np.isfinite(reach).any():
         return no_pairs()
+    farthest = float(np.nanmax(reach))
+    targets = targets.iloc[_maybe_near(hazards, targets, farthest)]
     frames = []
     for crs, targets_m in to_metric_by_zone(targets).items():
-        farthest = float(np.nanmax(reach))
         near, hazards_m = _rails_in_zone(hazards, targets.loc[targets_m.index], farthest, crs)
         if not len(near):
             continue
@@ -264,6 +268,25 @@ def _to_lonlat(crs: pyproj.CRS) -> Any:
     return pyproj.Transformer.from_crs(crs, 4326, always_xy=True).transform
 
 
+def _maybe_near(hazards: gpd.GeoSeries, things: gpd.GeoSeries, reach: float) -> NDArray[np.intp]:
+    """Positions of ``things`` that may come within ``reach`` m of a hazard (pre-filter)."""
+    if things.empty:
+        return np.zeros(0, dtype=np.intp)
+    margin = _degree_margin(reach, hazards.total_bounds, things.total_bounds)
+    tree = shapely.STRtree(hazards.to_numpy())
+    return np.unique(tree.query(things.to_numpy(), predicate="dwithin", distance=margin)[0])
+
+
+def _degree_margin(reach: float, *bounds: NDArray[np.float64]) -> float:
+    """Degrees that surely span ``reach`` metres (and then some) anywhere within ``bounds``.
+
+    A degree of latitude is ≥ 110.57 km and one of longitude 111.32 km · cos(latitude); the
+    extra 5 % + 100 m covers long segments, straight in degrees but not on the ground.
+    """
+    latitude = min(max(abs(float(b[i])) for b in bounds for i in (1, 3)) + 1.0, 89.0)
+    return (reach * 1.05 + 100.0) / (110_000.0 * np.cos(np.radians(latitude)))
+
+
 def _rails_in_zone(
     hazards: gpd.GeoSeries, targets: gpd.GeoSeries, reach: float, crs: pyproj.CRS
 ) -> tuple[NDArray[np.intp], NDArray[np.object_]]:
@@ -273,8 +296,7 @@ def _rails_in_zone(
     latitude; the measuring is done in metres by the caller.
     """
     west, south, east, north = targets.total_bounds
-    latitude = min(max(abs(south), abs(north)) + 1.0, 89.0)
-    margin = (reach + 1.0) / (110_000.0 * np.cos(np.radians(latitude)))
+    margin = _degree_margin(reach, targets.total_bounds)
     box = shapely.box(west - margin, south - margin, east + margin, north + margin)
     near = np.flatnonzero(shapely.intersects(hazards.to_numpy(), box))
     projected = hazards.iloc[near].to_crs(crs).to_numpy()
