@@ -334,6 +334,22 @@ def test_roads_in_two_zones_are_each_measured_in_their_own(
         assert sections.loc[road_id, "avg_grade"] == pytest.approx(5.0, rel=0.01)
 
 
+def test_bridges_and_tunnels_are_not_measured_on_the_dem(
+    gpkg_store: GeoPackageStore, tmp_path: Path
+) -> None:
+    # the DEM under a bridge is the valley floor, above a tunnel the hillside: not the roadway
+    _grid_dem(gpkg_store, tmp_path, _plane(0.05))
+    _roads(
+        gpkg_store,
+        {"id": "bridge", "structure": "bridge", "geometry": _straight(3_200)},
+        {"id": "tunnel", "structure": "tunnel", "geometry": _straight(3_200, x=X0 + 100)},
+        {"id": "road", "structure": "road", "geometry": _straight(3_200, x=X0 + 200)},
+    )
+    assert _run(gpkg_store, "long_steep_downgrade").findings["hazard_id"].tolist() == ["road"]
+    every = _run(gpkg_store, "long_steep_downgrade", skip_structures=[])
+    assert every.findings["hazard_id"].tolist() == ["bridge", "road", "tunnel"]
+
+
 def test_without_a_dem_the_terrain_rules_say_what_is_missing(gpkg_store: GeoPackageStore) -> None:
     _roads(gpkg_store, {"id": "r1", "geometry": _straight(3_200)})
     for rule_id in ("long_steep_downgrade", "sharp_curve_steep_slope"):

@@ -6,14 +6,17 @@ spread over two zones. Heights come from the DEM in its own CRS (any CRS: points
 into it) by bilinear interpolation between cell centres. A point off the DEM, or next to a
 nodata cell that would weigh in its value, gets NaN: callers skip such samples.
 
-Everything works on whole arrays: all lines are sampled at once with
-``shapely.line_interpolate_point`` and all heights are read in one windowed read.
+Everything works on whole arrays: points along all lines are found at once (a binary search in
+the vertices' running lengths: the linear interpolation of ``shapely.line_interpolate_point``
+without its walk from the start of each line) and all heights come from one windowed read.
+Below them, the small measures sections are made of: intervals along lines merged into maximal
+sections, the largest value per section, the radius of the circle through three points.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +79,39 @@ class MetricLines:
 
     def points(self, part: IntArray, s: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Metric x, y of the points ``s`` metres along ``part`` (clipped to the part)."""
+        segment, t = self._locate(part, s)
+        xy = self._vertices.xy
+        x = xy[segment, 0] + t * (xy[segment + 1, 0] - xy[segment, 0])
+        y = xy[segment, 1] + t * (xy[segment + 1, 1] - xy[segment, 1])
+        return x, y
+
+    def _locate(self, part: IntArray, s: FloatArray) -> tuple[IntArray, FloatArray]:
+        """The segment (its first vertex) holding each point, and how far along it (0–1)."""
+        v = self._vertices
         if len(part) == 0:
-            return np.zeros(0), np.zeros(0)
-        at = np.clip(s, 0.0, self.length[part])
-        points = shapely.line_interpolate_point(self.parts[part], at)
-        return shapely.get_x(points), shapely.get_y(points)
+            return np.zeros(0, dtype=np.intp), np.zeros(0)
+        key = v.base[part] + np.clip(s, 0.0, self.length[part])
+        segment = np.searchsorted(v.key, key, side="right") - 1
+        segment = np.clip(segment, v.first[part], v.last[part] - 1)
+        span = v.key[segment + 1] - v.key[segment]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(span > 0, (key - v.key[segment]) / span, 0.0)
+        return segment, np.clip(t, 0.0, 1.0)
+
+    @cached_property
+    def _vertices(self) -> _Vertices:
+        """Every vertex of every part, with one increasing key: metres along, part after part."""
+        xy, owner = shapely.get_coordinates(self.parts, return_index=True)
+        step = np.hypot(*np.diff(xy, axis=0, prepend=xy[:1]).T)
+        starts = np.r_[True, owner[1:] != owner[:-1]] if len(owner) else np.zeros(0, dtype=bool)
+        step[starts] = 0.0  # each part starts at 0
+        along = np.cumsum(step)
+        first = np.searchsorted(owner, np.arange(len(self)), side="left")
+        last = np.searchsorted(owner, np.arange(len(self)), side="right") - 1
+        along -= along[first][owner]
+        # each part in its own stretch of the key, a metre longer than the part
+        base = np.cumsum(self.length + 1.0) - (self.length + 1.0)
+        return _Vertices(xy, base[owner] + along, base, first, last)
 
     def heights(self, dem: Path, part: IntArray, x: FloatArray, y: FloatArray) -> FloatArray:
         """DEM heights at metric points ``x, y`` of ``part`` (NaN off the DEM or at nodata)."""
@@ -118,14 +149,8 @@ class MetricLines:
         """
         if len(part) == 0:
             return np.empty(0, dtype=object)
-        coords, owner = shapely.get_coordinates(self.parts, return_index=True)
-        step = np.hypot(*np.diff(coords, axis=0, prepend=coords[:1]).T)
-        step[np.r_[True, owner[1:] != owner[:-1]]] = 0.0  # each part starts at 0
-        along = np.cumsum(step)
-        along -= along[np.searchsorted(owner, owner)]
-        # one increasing key over all parts: a part's vertices sit in its own stretch
-        base = np.cumsum(self.length + 1.0) - (self.length + 1.0)
-        key = base[owner] + along
+        v = self._vertices
+        base, key = v.base, v.key
         # vertices within a micrometre of an end are that end (lengths survive projections
         # only to ~1e-9 m)
         lo = np.searchsorted(key, base[part] + start + 1e-6, side="right")
@@ -134,14 +159,23 @@ class MetricLines:
         counts = inner + 2
         piece = np.repeat(np.arange(len(part)), counts)
         within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        vertex = np.clip(lo[piece] + within - 1, 0, len(coords) - 1)
-        xy = coords[vertex].copy()
+        vertex = np.clip(lo[piece] + within - 1, 0, len(key) - 1)
+        xy = v.xy[vertex].copy()
         sx, sy = self.points(part, start)
         ex, ey = self.points(part, end)
         is_start, is_end = within == 0, within == counts[piece] - 1
         xy[is_start] = np.column_stack([sx, sy])
         xy[is_end] = np.column_stack([ex, ey])
         return np.asarray(shapely.linestrings(xy, indices=piece), dtype=object)
+
+
+@dataclass(frozen=True)
+class _Vertices:
+    xy: FloatArray  # (n, 2)
+    key: FloatArray  # base of the part + metres along it
+    base: FloatArray  # per part
+    first: IntArray  # per part: index of its first vertex
+    last: IntArray  # and of its last
 
 
 @dataclass(frozen=True)
@@ -168,6 +202,57 @@ def sample(lines: MetricLines, spacing_m: float) -> Samples:
     s = np.minimum(k * spacing_m, lines.length[part])
     x, y = lines.points(part, s)
     return Samples(part, s, x, y)
+
+
+@dataclass(frozen=True)
+class Merged:
+    """Intervals merged into maximal sections: each interval's section, and each section."""
+
+    member: IntArray
+    group: IntArray
+    start: FloatArray
+    end: FloatArray
+
+
+def merge_intervals(group: NDArray[Any], start: FloatArray, end: FloatArray) -> Merged:
+    """Merge intervals of the same group that overlap or touch into maximal sections."""
+    group = np.asarray(group, dtype=np.intp)
+    if len(group) == 0:
+        empty_i, empty_f = np.zeros(0, dtype=np.intp), np.zeros(0)
+        return Merged(empty_i, empty_i, empty_f, empty_f)
+    order = np.lexsort((start, group))
+    g, a, b = group[order], start[order], end[order]
+    # one increasing axis: each group sits in its own stretch, so a running maximum never
+    # carries an end from one group into the next
+    stretch = float(b.max() - a.min()) + 1.0
+    offset = (g - g.min()) * stretch
+    reach = np.maximum.accumulate(b + offset)
+    new = np.r_[True, a[1:] + offset[1:] > reach[:-1]]
+    section = np.cumsum(new) - 1
+    first = np.flatnonzero(new)
+    member = np.empty(len(order), dtype=np.intp)
+    member[order] = section
+    return Merged(member, g[first], a[first], np.maximum.reduceat(b, first))
+
+
+def argmax_by(member: IntArray, values: FloatArray, n: int) -> IntArray:
+    """Index (into ``values``) of the largest value of each of ``n`` groups."""
+    order = np.lexsort((-values, member))
+    first = np.r_[True, member[order][1:] != member[order][:-1]] if len(order) else order
+    out = np.zeros(n, dtype=np.intp)
+    out[member[order][first]] = order[first]
+    return out
+
+
+def circumradius(
+    ax: FloatArray, ay: FloatArray, bx: FloatArray, by: FloatArray, cx: FloatArray, cy: FloatArray
+) -> FloatArray:
+    """Radius of the circle through three points (inf when they are in a line)."""
+    ab, bc, ca = np.hypot(bx - ax, by - ay), np.hypot(cx - bx, cy - by), np.hypot(ax - cx, ay - cy)
+    twice_area = np.abs((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        radius = ab * bc * ca / (2 * twice_area)
+    return np.where(twice_area > 0, radius, np.inf)
 
 
 def bilinear(dem: Path, x: FloatArray, y: FloatArray) -> FloatArray:

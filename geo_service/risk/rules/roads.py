@@ -57,7 +57,14 @@ from geo_service.catalogue import RISK_CLASSES, Layer, Rule
 from geo_service.risk.context import RuleContext
 from geo_service.risk.model import RuleResult, findings_frame, no_findings
 from geo_service.risk.registry import rule_kind
-from geo_service.risk.terrain import MetricLines, Samples, sample
+from geo_service.risk.terrain import (
+    MetricLines,
+    Samples,
+    argmax_by,
+    circumradius,
+    merge_intervals,
+    sample,
+)
 from geo_service.schema import conform, empty_frame
 
 logger = logging.getLogger(__name__)
@@ -106,7 +113,9 @@ def long_downgrade(ctx: RuleContext, layer: Layer, rule: Rule) -> RuleResult:
             pair_of.append(np.full(len(hit), k))
             grades.append(steep[steep >= grade * (1 - _TOL)])
     part, direction = np.concatenate(parts), np.concatenate(directions)
-    merged = _merge(part * 2 + (direction < 0), np.concatenate(starts), np.concatenate(ends))
+    merged = merge_intervals(
+        part * 2 + (direction < 0), np.concatenate(starts), np.concatenate(ends)
+    )
     n = len(merged.start)
     sec_part, sec_dir = merged.group // 2, np.where(merged.group % 2 == 1, -1, 1)
     # the steepest window of each pair in each section, and the pair exceeded the most
@@ -170,7 +179,7 @@ def sharp_curve(ctx: RuleContext, layer: Layer, rule: Rule) -> RuleResult:
     part, s = points.part[inside], points.s[inside]
     ax, ay = lines.points(part, s - half)
     cx, cy = lines.points(part, s + half)
-    radius = _circumradius(ax, ay, points.x[inside], points.y[inside], cx, cy)
+    radius = circumradius(ax, ay, points.x[inside], points.y[inside], cx, cy)
     heights = lines.heights(dem, np.r_[part, part], np.r_[ax, cx], np.r_[ay, cy])
     grade = np.abs(heights[len(part) :] - heights[: len(part)]) / window
     speeds = _design_speeds(roads, params)[lines.feature[part]]
@@ -178,17 +187,17 @@ def sharp_curve(ctx: RuleContext, layer: Layer, rule: Rule) -> RuleResult:
     _, max_grade = _by_speed(params["max_grade"], speeds)
     hit = (radius < limit * (1 - _TOL)) & (grade > max_grade * (1 + _TOL))
     severity = limit / radius * grade / max_grade
-    merged = _merge(part[hit], s[hit] - half, s[hit] + half)
+    merged = merge_intervals(part[hit], s[hit] - half, s[hit] + half)
     n = len(merged.start)
     sec_part = merged.group
-    worst = _argmax_by(merged.member, severity[hit], n)
+    worst = np.flatnonzero(hit)[argmax_by(merged.member, severity[hit], n)]  # in the samples
     min_radius = np.full(n, np.inf)
     np.fmin.at(min_radius, merged.member, radius[hit])
     steepest = np.full(n, np.nan)
     np.fmax.at(steepest, merged.member, grade[hit])
     ends_z = lines.heights(dem, *_ends(lines, sec_part, merged.start, merged.end))
     span = merged.end - merged.start
-    sev = severity[hit][worst]
+    at_m = lines.offset[part[worst]] + s[worst]
     found = Found(
         part=sec_part,
         start=merged.start,
@@ -196,27 +205,27 @@ def sharp_curve(ctx: RuleContext, layer: Layer, rule: Rule) -> RuleResult:
         reverse=np.zeros(n, dtype=bool),
         cause="curve",
         value=min_radius,
-        threshold=limit[hit][worst],
+        threshold=limit[worst],
         unit="m",
-        risk_class=_classify(sev, params["class_by_severity"], higher_is_worse=True),
+        risk_class=_classify(severity[worst], params["class_by_severity"], higher_is_worse=True),
         avg_grade=np.abs(ends_z[n:] - ends_z[:n]) / span * 100,
         min_radius=min_radius,
         evidence=[
             {
-                "design_speed_kmh": int(speeds[hit][worst[i]]),
-                "table_speed_kmh": int(row[hit][worst[i]]),
-                "min_radius_limit_m": _round(limit[hit][worst[i]]),
+                "design_speed_kmh": int(speeds[w]),
+                "table_speed_kmh": int(row[w]),
+                "min_radius_limit_m": _round(limit[w]),
                 "steepest_grade_pct": _round(steepest[i] * 100),
-                "max_grade_pct": _round(max_grade[hit][worst[i]] * 100),
+                "max_grade_pct": _round(max_grade[w] * 100),
                 "worst": {
-                    "at_m": _round(s[hit][worst[i]]),
-                    "radius_m": _round(radius[hit][worst[i]]),
-                    "grade_pct": _round(grade[hit][worst[i]] * 100),
-                    "severity": _round(sev[i], 3),
+                    "at_m": _round(at_m[i]),
+                    "radius_m": _round(radius[w]),
+                    "grade_pct": _round(grade[w] * 100),
+                    "severity": _round(severity[w], 3),
                 },
                 "window_m": _round(window),
             }
-            for i in range(n)
+            for i, w in enumerate(worst)
         ],
     )
     return _report(ctx, layer, rule, roads, lines, [found])
@@ -243,7 +252,9 @@ def along_water_cliff(ctx: RuleContext, layer: Layer, rule: Rule) -> RuleResult:
     ):
         part, s = points.part[hit], points.s[hit]
         end = lines.length[part]
-        merged = _merge(part, np.maximum(s - spacing / 2, 0), np.minimum(s + spacing / 2, end))
+        merged = merge_intervals(
+            part, np.maximum(s - spacing / 2, 0), np.minimum(s + spacing / 2, end)
+        )
         n = len(merged.start)
         nearest = np.full(n, np.nan)
         np.fmin.at(nearest, merged.member, near[hit])
@@ -501,57 +512,6 @@ def _publish(
 # -- measuring ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Merged:
-    """Intervals merged into maximal sections: each interval's section, and each section."""
-
-    member: IntArray
-    group: IntArray
-    start: FloatArray
-    end: FloatArray
-
-
-def _merge(group: NDArray[Any], start: FloatArray, end: FloatArray) -> _Merged:
-    """Merge intervals of the same group that overlap or touch into maximal sections."""
-    group = np.asarray(group, dtype=np.intp)
-    if len(group) == 0:
-        empty_i, empty_f = np.zeros(0, dtype=np.intp), np.zeros(0)
-        return _Merged(empty_i, empty_i, empty_f, empty_f)
-    order = np.lexsort((start, group))
-    g, a, b = group[order], start[order], end[order]
-    # one increasing axis: each group sits in its own stretch, so a running maximum never
-    # carries an end from one group into the next
-    stretch = float(b.max() - a.min()) + 1.0
-    offset = (g - g.min()) * stretch
-    reach = np.maximum.accumulate(b + offset)
-    new = np.r_[True, a[1:] + offset[1:] > reach[:-1]]
-    section = np.cumsum(new) - 1
-    first = np.flatnonzero(new)
-    member = np.empty(len(order), dtype=np.intp)
-    member[order] = section
-    return _Merged(member, g[first], a[first], np.maximum.reduceat(b, first))
-
-
-def _argmax_by(member: IntArray, values: FloatArray, n: int) -> IntArray:
-    """Index (into ``values``) of the largest value of each of ``n`` groups."""
-    order = np.lexsort((-values, member))
-    first = np.r_[True, member[order][1:] != member[order][:-1]] if len(order) else order
-    out = np.zeros(n, dtype=np.intp)
-    out[member[order][first]] = order[first]
-    return out
-
-
-def _circumradius(
-    ax: FloatArray, ay: FloatArray, bx: FloatArray, by: FloatArray, cx: FloatArray, cy: FloatArray
-) -> FloatArray:
-    """Radius of the circle through three points (inf when they are in a line)."""
-    ab, bc, ca = np.hypot(bx - ax, by - ay), np.hypot(cx - bx, cy - by), np.hypot(ax - cx, ay - cy)
-    twice_area = np.abs((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        radius = ab * bc * ca / (2 * twice_area)
-    return np.where(twice_area > 0, radius, np.inf)
-
-
 def _water_distance(
     ctx: RuleContext, rule: Rule, lines: MetricLines, points: Samples, max_distance: float
 ) -> FloatArray:
@@ -566,14 +526,16 @@ def _water_distance(
     if water.empty or len(points) == 0:
         return out
     polygons = np.asarray(water.geometry.values, dtype=object)
-    zone = lines.zone[points.part]
-    for number in np.unique(zone):
-        index = np.flatnonzero(zone == number)
-        # the water in this zone's metres: the road samples' zone, whatever the water's centre
-        projected = lines.project(polygons, int(number))
+    reach = max_distance * (1 + _TOL)
+    for number in range(len(lines.crs)):
+        # the water in this zone's metres: the road's zone, whatever the water's centre
+        projected = lines.project(polygons, number)
         tree = shapely.STRtree(projected)
+        in_zone = np.flatnonzero(lines.zone == number)
+        close = in_zone[np.unique(tree.query(lines.parts[in_zone], "dwithin", reach)[0])]
+        index = np.flatnonzero(np.isin(points.part, close))  # samples of roads near water
         spots = shapely.points(points.x[index], points.y[index])
-        near, which = tree.query(spots, predicate="dwithin", distance=max_distance * (1 + _TOL))
+        near, which = tree.query(spots, predicate="dwithin", distance=reach)
         metres = shapely.distance(spots[near], projected[which])
         best = np.full(len(index), np.inf)
         np.minimum.at(best, near, metres)
