@@ -401,6 +401,12 @@ def test_a_bridge_is_no_junction_when_the_data_carries_its_junctions(
         rule_with(catalogue, "fire_station_reach", **REACH, node_crossings=False),
     )
     assert bridged["target_id"].tolist() == ["t"] and bridged["risk_class"].tolist() == ["red"]
+    # the same when the data says the north-south road is a bridge
+    gpkg_store.replace(
+        "road_sections", frame([{"id": "r1"}, {"id": "r2", "structure": "bridge"}], roads)
+    )
+    over = run(gpkg_store, station_isochrone, rule)
+    assert over["target_id"].tolist() == ["t"] and np.isnan(over["value"].iloc[0])
 
 
 def test_a_bridge_meets_other_roads_only_at_its_ends() -> None:
