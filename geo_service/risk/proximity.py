@@ -38,16 +38,15 @@ class Pairs:
     """Pairs within their distance, compact (a million-target run makes tens of millions).
 
     ``hazard``, ``target``: positions into the two inputs; ``distance_m``; ``near``: within
-    ``near_fraction`` of the limit (e.g. the red band); ``cell``: the (hazard class, target class)
-    cell of ``table`` that set the limit, as a flat index (``threshold_m`` looks it up).
+    ``near_fraction`` of the limit (e.g. the red band). The limit of each pair is looked up
+    (``threshold_m``) from the classes and the table rather than stored.
     """
 
     hazard: NDArray[np.int32]
     target: NDArray[np.int32]
     distance_m: NDArray[np.float64]
     near: NDArray[np.bool_]
-    cell: NDArray[np.uint16]
-    table: NDArray[np.float64]
+    rules: _Band
 
     def __len__(self) -> int:
         return len(self.hazard)
@@ -55,34 +54,46 @@ class Pairs:
     @property
     def threshold_m(self) -> NDArray[np.float64]:
         """The distance each pair was held to."""
-        return np.asarray(self.table.ravel()[self.cell], dtype=np.float64)
+        rules = self.rules
+        return rules.distances[rules.hazard_class[self.hazard], rules.target_class[self.target]]
 
     @staticmethod
-    def allocate(n: int, table: NDArray[np.float64]) -> Pairs:
+    def allocate(n: int, rules: _Band) -> Pairs:
         """Room for ``n`` pairs (filled by the caller)."""
         return Pairs(
             np.empty(n, dtype=np.int32),
             np.empty(n, dtype=np.int32),
             np.empty(n),
             np.empty(n, dtype=bool),
-            np.empty(n, dtype=np.uint16),
-            table,
+            rules,
         )
 
     @staticmethod
-    def concat(parts: Sequence[Pairs], table: NDArray[np.float64]) -> Pairs:
+    def concat(parts: Sequence[Pairs], rules: _Band) -> Pairs:
         """The pairs of several parts, in order."""
         parts = [p for p in parts if len(p)]
         if len(parts) <= 1:
-            return parts[0] if parts else Pairs.allocate(0, table)
+            return parts[0] if parts else Pairs.allocate(0, rules)
         return Pairs(
             np.concatenate([p.hazard for p in parts]),
             np.concatenate([p.target for p in parts]),
             np.concatenate([p.distance_m for p in parts]),
             np.concatenate([p.near for p in parts]),
-            np.concatenate([p.cell for p in parts]),
-            table,
+            rules,
         )
+
+
+@dataclass(frozen=True)
+class _Band:
+    """What decides a pair: the distance table, each side's classes, the near band."""
+
+    distances: NDArray[np.float64]
+    hazard_class: NDArray[np.intp]
+    target_class: NDArray[np.intp]
+    near_fraction: float
+
+    def limits(self, fraction: float = 1.0) -> NDArray[np.float64]:
+        return fraction * self.distances + AT_DISTANCE_ALLOWANCE_M
 
 
 def pairs_within(
@@ -108,7 +119,7 @@ def pairs_within(
     h_class: NDArray[np.intp] = np.asarray(hazard_class, dtype=np.intp)
     t_class: NDArray[np.intp] = np.asarray(target_class, dtype=np.intp)
     distances = np.asarray(distances, dtype=float)
-    if distances.ndim != 2 or distances.size >= 2**16:
+    if distances.ndim != 2:
         raise ValueError(f"distances: a hazard class × target class table, not {distances.shape}")
     if max(len(hazards), len(targets)) >= 2**31:
         raise ValueError("pairs_within takes fewer than 2**31 features a side")
@@ -116,7 +127,7 @@ def pairs_within(
     h_ok = _usable(hazards, h_type, h_class, np.asarray(np.isfinite(distances).any(axis=1)))
     t_ok = _usable(targets, t_type, t_class, np.asarray(np.isfinite(distances).any(axis=0)))
     h_point, t_point = h_type == 0, t_type == 0
-    band = _Band(distances, float(near_fraction))
+    band = _Band(distances, h_class, t_class, float(near_fraction))
     points = _point_pairs(
         hazards,
         h_class,
@@ -147,18 +158,7 @@ def pairs_within(
             band,
         ),
     ]
-    return Pairs.concat([points, *shapes], distances)
-
-
-@dataclass(frozen=True)
-class _Band:
-    """The distance table and the near band: what decides a pair."""
-
-    distances: NDArray[np.float64]
-    near_fraction: float
-
-    def limits(self, fraction: float = 1.0) -> NDArray[np.float64]:
-        return fraction * self.distances + AT_DISTANCE_ALLOWANCE_M
+    return Pairs.concat([points, *shapes], band)
 
 
 def _usable(
@@ -222,7 +222,6 @@ def _point_pairs(
     h_groups = _point_groups(hazards, h_rows, hazard_class)
     t_groups = _point_groups(targets, t_rows, target_class)
     limits, near_limits = band.limits(), band.limits(band.near_fraction)
-    columns = band.distances.shape[1]
     jobs = [
         (hc, tc)
         for hc in sorted(h_groups)
@@ -230,7 +229,7 @@ def _point_pairs(
         if np.isfinite(band.distances[hc, tc])
     ]
     if not jobs:
-        return Pairs.allocate(0, band.distances)
+        return Pairs.allocate(0, band)
     # biggest first, so the threads finish together
     by_size = sorted(
         range(len(jobs)),
@@ -258,7 +257,7 @@ def _point_pairs(
         trees = dict(zip(keys, pool.map(tree, keys), strict=True))
         found = dict(zip(by_size, pool.map(matrix, by_size), strict=True))
         starts = np.concatenate([[0], np.cumsum([len(found[k]) for k in range(len(jobs))])])
-        out = Pairs.allocate(int(starts[-1]), band.distances)
+        out = Pairs.allocate(int(starts[-1]), band)
 
         def fill(k: int) -> None:
             hc, tc = jobs[k]
@@ -266,7 +265,6 @@ def _point_pairs(
             np.take(h_groups[hc][0], part["i"], out=out.hazard[span])
             np.take(t_groups[tc][0], part["j"], out=out.target[span])
             out.distance_m[span] = part["v"]
-            out.cell[span] = hc * columns + tc
             np.less_equal(part["v"], near_limits[hc, tc], out=out.near[span])
 
         list(pool.map(fill, by_size))
@@ -284,7 +282,7 @@ def _tree_pairs(
 ) -> Pairs:
     """Pairs where a side may be a line or polygon: STRtree on the smaller side, exact distance."""
     if not len(h_rows) or not len(t_rows):
-        return Pairs.allocate(0, band.distances)
+        return Pairs.allocate(0, band)
     reachable = np.where(np.isfinite(band.distances), band.limits(), -np.inf)
     if len(h_rows) <= len(t_rows):
         reach = reachable[:, target_class[t_rows]].max(axis=0)  # farthest any hazard class reaches
@@ -305,7 +303,4 @@ def _tree_pairs(
     keep = np.isfinite(limit) & (dist <= limit + AT_DISTANCE_ALLOWANCE_M)
     h, t, dist, limit = h[keep], t[keep], dist[keep], limit[keep]
     near = dist <= band.near_fraction * limit + AT_DISTANCE_ALLOWANCE_M
-    cell = hazard_class[h] * band.distances.shape[1] + target_class[t]
-    return Pairs(
-        h.astype(np.int32), t.astype(np.int32), dist, near, cell.astype(np.uint16), band.distances
-    )
+    return Pairs(h.astype(np.int32), t.astype(np.int32), dist, near, band)
