@@ -56,4 +56,18 @@ def _grade_from_bounds(values: pd.Series, bounds: dict[Any, float]) -> np.ndarra
     return np.where(np.isnan(numbers), np.nan, grades)
 
 
-DERIVATIONS: dict[str, Derivation] = {"tailings_grade": tailings_grade}
+def plan_phase(frame: gpd.GeoDataFrame, params: dict[str, Any]) -> pd.Series:
+    """The plan phase (its id) whose inclusive date range holds each row's ``deadline``.
+
+    None where there is no deadline or it lies outside every phase.
+    """
+    deadlines = pd.to_datetime(frame["deadline"]).to_numpy(dtype="datetime64[D]")
+    phases = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    for phase in params["phases"]:
+        start, end = np.datetime64(phase["start"], "D"), np.datetime64(phase["end"], "D")
+        inside = (deadlines >= start) & (deadlines <= end)  # NaT compares False
+        phases[inside] = str(phase["id"])
+    return phases
+
+
+DERIVATIONS: dict[str, Derivation] = {"tailings_grade": tailings_grade, "plan_phase": plan_phase}

@@ -58,6 +58,7 @@ def test_shipped_catalogue_has_every_layer_with_the_fixed_field_names(catalogue)
         "measures",
         "analysis_runs",
         "road_hazard_sections",
+        "risk_surface",
     }
     assert set(catalogue.layers) == expected
     for layer_id, fields in REQUIRED_FIELDS.items():

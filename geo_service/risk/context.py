@@ -34,6 +34,10 @@ class RuleContext:
             self._frames[layer_id] = self.store.read(layer_id)
         return self._frames[layer_id]
 
+    def forget(self, layer_id: str) -> None:
+        """Drop a layer read before it was written during the run; ``frame`` reads it again."""
+        self._frames.pop(layer_id, None)
+
     def raster_path(self, layer_id: str) -> Path | None:
         """A local GeoTIFF of a raster layer, or None when the store has none."""
         return self.store.raster_path(layer_id)
