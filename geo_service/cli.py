@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from geo_service.assets import assets_command
+from geo_service.cli_analysis import ANALYSIS_COMMANDS
 from geo_service.settings import Settings
 
 if TYPE_CHECKING:
@@ -218,6 +219,8 @@ def db_upgrade(ctx: Context) -> None:
 
 
 cli.add_command(assets_command)
+for command in ANALYSIS_COMMANDS:  # analyze, export, findings, measures, rules
+    cli.add_command(command)
 
 
 def _serve(ctx: Context, host: str, port: int) -> None:
