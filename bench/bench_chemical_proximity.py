@@ -354,27 +354,31 @@ def _with_database(dsn: str, name: str) -> str:
 
 def run(
     methods: dict[str, Callable[[], int]], runs: int
-) -> tuple[dict[str, list[tuple[float, float]]], dict[str, set[int]]]:
+) -> tuple[dict[str, list[tuple[float, float, float]]], dict[str, set[int]]]:
     """Each method ``runs`` times, interleaved so the ratios share the machine's noise.
 
-    Keeps wall seconds and this process's CPU seconds (user + system; PostGIS works in the
-    server's processes, so its CPU is not seen here).
+    Keeps wall seconds, this process's CPU seconds (user + system) and the system part alone
+    (page faults, mostly). PostGIS works in the server's processes: its CPU is not seen here.
     """
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in methods}
+    times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in methods}
     counts: dict[str, set[int]] = {name: set() for name in methods}
     for i in range(runs):
         for name, method in methods.items():
-            before, started = _cpu(), time.perf_counter()
+            (user0, sys0), started = _cpu(), time.perf_counter()
             found = method()
-            wall, cpu = time.perf_counter() - started, _cpu() - before
-            times[name].append((wall, cpu))
+            wall, (user1, sys1) = time.perf_counter() - started, _cpu()
+            cpu, system = user1 + sys1 - user0 - sys0, sys1 - sys0
+            times[name].append((wall, cpu, system))
             counts[name].add(found)
-            print(f"  run {i + 1}: {name:<28} {wall:7.3f} s  (cpu {cpu:6.3f} s)  {found:,} pairs")
+            print(
+                f"  run {i + 1}: {name:<28} {wall:7.3f} s  (cpu {cpu:6.3f} s, sys {system:6.3f} s)"
+                f"  {found:,} pairs"
+            )
     return times, counts
 
 
 def report(
-    times: dict[str, list[tuple[float, float]]],
+    times: dict[str, list[tuple[float, float, float]]],
     counts: dict[str, set[int]],
     n_targets: int,
     n_plants: int,
@@ -389,12 +393,14 @@ def report(
         f"\n{n_targets:,} targets × {n_plants:,} plants, median of {runs} runs, "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
-    print("| method | median s | × floor | CPU s | CPU × floor | pairs |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| method | median s | × floor | CPU s | of it sys | CPU × floor | pairs |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name in times:
-        wall, cpu = median(name, 0), median(name, 1)
+        wall, cpu, system = median(name, 0), median(name, 1), median(name, 2)
         in_server = name.startswith("PostGIS")
-        cpu_cells = "— | —" if in_server else f"{cpu:.3f} | {cpu / floor_cpu:.2f}"
+        cpu_cells = (
+            "— | — | —" if in_server else f"{cpu:.3f} | {system:.3f} | {cpu / floor_cpu:.2f}"
+        )
         found = ", ".join(f"{c:,}" for c in sorted(counts[name]))
         print(f"| {name} | {wall:.3f} | {wall / floor:.2f} | {cpu_cells} | {found} |")
     distinct = set().union(*counts.values())
@@ -405,9 +411,9 @@ def report(
     return 0
 
 
-def _cpu() -> float:
+def _cpu() -> tuple[float, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
 if __name__ == "__main__":

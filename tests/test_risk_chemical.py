@@ -473,10 +473,11 @@ def test_relocation_priority_scores_by_hand(
         gpkg_store, relocation_priority, catalogue[LAYER].rule("plant_relocation_priority"), ctx
     )
 
+    # R2 and R6 are ranked but nothing flags them (no target inside, not dense): no finding
     findings = result.findings
-    assert findings["hazard_id"].tolist() == ["R1", "R2", "R6", "R5"]
-    np.testing.assert_allclose(findings["value"], [75.0, 35.0, 35.0, 30.75])
-    assert findings["risk_class"].tolist() == ["red", "yellow", "yellow", "yellow"]
+    assert findings["hazard_id"].tolist() == ["R1", "R5"]
+    np.testing.assert_allclose(findings["value"], [75.0, 30.75])
+    assert findings["risk_class"].tolist() == ["red", "yellow"]
     ranks = result.feature_values["relocation_rank"]
     assert ranks.dropna().to_dict() == {"R1": 1, "R2": 2, "R6": 3, "R5": 4}
     assert ranks[["R3", "R4"]].isna().all()
@@ -494,6 +495,7 @@ def test_relocation_priority_scores_by_hand(
         "dense_area": 10.0,
     }
     assert first["inputs"]["targets_inside"] == {"residential": 1, "school": 2}
+    assert first["flagged_by"] == ["protective_distance", "dense_area"]
 
     table = relocation_breakdown(ctx)
     assert table.index.tolist()[:4] == ["R1", "R2", "R6", "R5"]

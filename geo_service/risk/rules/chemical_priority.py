@@ -14,9 +14,11 @@
 Each part's points are ``100 × wᵢ·partᵢ / Σ w`` and sum to the score (kept to 1e-6).
 ``relocation_rank``: 1 = first, by score, ties by id; plants whose ``relocation_status`` is in
 ``unranked_statuses``, and plants already in a chemical park unless
-``rank_plants_in_chemical_park``, are scored but get no rank. One finding per ranked plant
-carries its parts, points and inputs; its class follows ``class_breaks`` (≥ red, ≥ orange,
-≥ yellow, else blue). ``relocation_breakdown(ctx)`` gives the whole table for notebooks.
+``rank_plants_in_chemical_park``, are scored but get no rank. One finding per ranked plant that
+another rule flags (a target inside its protective distance, or a dense area; every ranked plant
+when ``findings_only_when_flagged`` is false) carries its parts, points and inputs, and its rank
+as the list's order of work; its class follows ``class_breaks`` (≥ red, ≥ orange, ≥ yellow,
+else blue). ``relocation_breakdown(ctx)`` gives the whole table for notebooks.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def relocation_priority(ctx: RuleContext, layer: Layer, rule: Rule) -> RuleResul
     ctx.shared[f"relocation_priority:{layer.id}"] = table
     values = {"relocation_rank": table["relocation_rank"].astype("Int64")}
     ranked = table[table["relocation_rank"].notna()]
+    if rule.params.get("findings_only_when_flagged", True):
+        ranked = ranked[ranked["flagged_by"].map(bool)]
     if ranked.empty:
         return RuleResult(no_findings(), feature_values=values)
     breaks = {str(k): float(v) for k, v in rule.params["class_breaks"].items()}
@@ -66,6 +70,7 @@ def relocation_priority(ctx: RuleContext, layer: Layer, rule: Rule) -> RuleResul
                 "targets_inside": dict(r["targets_inside"]),
                 "dense_area": bool(r["in_dense_area"]),
             },
+            "flagged_by": list(r["flagged_by"]),
             "notes": list(r["notes"]),
             "formula": "score = 100 × Σ w·part / Σ w (parts in the rule's note)",
         }
@@ -93,8 +98,9 @@ def relocation_breakdown(ctx: RuleContext, layer_id: str = "chemical_plants") ->
     Columns: the inputs (``severe_process``, ``major_hazard_grade``, ``people``,
     ``targets_inside``, ``in_dense_area``), the parts ``severity``, ``exposure``,
     ``vulnerability``, ``dense_area`` (0-1), their ``points_*`` (weight × part × 100, summing to
-    ``score``), ``relocation_rank`` (1 first; empty when not ranked) and ``notes``. Runs the rules
-    the score reads when this context has not run them yet. Indexed by plant id, ranked first.
+    ``score``), ``relocation_rank`` (1 first; empty when not ranked), ``flagged_by`` (the rules
+    that give the plant a reason to move) and ``notes``. Runs the rules the score reads when this
+    context has not run them yet. Indexed by plant id, ranked first.
     """
     layer = ctx.catalogue[layer_id]
     rules = [r for r in layer.rules if r.kind == "relocation_priority"]
@@ -185,6 +191,10 @@ def _breakdown(ctx: RuleContext, layer: Layer, rule: Rule) -> pd.DataFrame:
     # to a millionth of a point, so that a score on a class break is not lost to float round-off
     table["score"] = table[[f"points_{p}" for p in PARTS]].sum(axis=1).round(6)
     table["notes"] = notes
+    table["flagged_by"] = [
+        [k for k, hit in (("protective_distance", bool(t)), ("dense_area", d)) if hit]
+        for t, d in zip(table["targets_inside"], in_dense, strict=True)
+    ]
 
     unranked = table["relocation_status"].isin(list(params.get("unranked_statuses", [])))
     if not params.get("rank_plants_in_chemical_park", False):
