@@ -29,3 +29,18 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of layer files (*.yaml); default: the catalogue shipped with georisk.",
     )
+    tiles_dir: Path = Field(
+        default=Path("tiles"),
+        description="Folder of built tile sets: `georisk tiles build` writes <layer>.mbtiles here.",
+    )
+    tile_cache_mb: float = Field(
+        default=64,
+        ge=0,
+        description="Memory (MiB) for tiles kept between requests; 0 keeps none.",
+    )
+    tile_max_age: int = Field(
+        default=0,
+        ge=0,
+        description="Seconds a client may use a tile without asking again (Cache-Control "
+        "max-age); 0: clients revalidate each time, answered 304 while the data is unchanged.",
+    )

@@ -11,12 +11,13 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from geo_service import __version__
-from geo_service.api import routes_layers, routes_pages
+from geo_service.api import routes_layers, routes_pages, routes_tiles
 from geo_service.api.errors import install_error_handlers
 from geo_service.assets import STATIC_DIR
 from geo_service.catalogue import load_catalogue
 from geo_service.settings import Settings
 from geo_service.store import open_store
+from geo_service.tiling import TileCache
 
 
 def create_app(settings: Settings | None = None, *, static_dir: Path | None = None) -> FastAPI:
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, static_dir: Path | None = No
         app.state.catalogue = catalogue
         app.state.store = store
         app.state.static_dir = static_dir
+        app.state.tile_cache = TileCache(int(settings.tile_cache_mb * 2**20))
         try:
             yield
         finally:
@@ -53,5 +55,6 @@ def create_app(settings: Settings | None = None, *, static_dir: Path | None = No
     app.add_middleware(GZipMiddleware, minimum_size=1024)  # the map page shrinks about 8×
     app.include_router(routes_pages.router)
     app.include_router(routes_layers.router)
+    app.include_router(routes_tiles.router)
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")
     return app

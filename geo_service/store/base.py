@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -12,6 +13,9 @@ from shapely.geometry.base import BaseGeometry
 
 from geo_service.catalogue import Catalogue, Layer
 from geo_service.metric import distance_m
+
+if TYPE_CHECKING:
+    from geo_service.tiling.vector import TilePolicy
 
 BBox = tuple[float, float, float, float]
 
@@ -98,6 +102,44 @@ class Store(ABC):
         measured = distance_m(candidates.geometry.values, np.full(len(candidates), geometry))
         found = candidates.assign(distance_m=measured)[measured <= distance]
         return found.sort_values(["distance_m", "id"], kind="stable").reset_index(drop=True)
+
+    def tile(
+        self,
+        layer_id: str,
+        z: int,
+        x: int,
+        y: int,
+        *,
+        properties: list[str] | None = None,
+        policy: TilePolicy | None = None,
+    ) -> bytes:
+        """The Mapbox Vector Tile of the layer at ``z/x/y`` of WebMercatorQuad.
+
+        One MVT layer named as the layer, thinned as ``geo_service.tiling.vector`` describes;
+        ``properties`` names the fields carried (default: all). ``b""`` for an empty tile. This
+        default reads the features near the tile (bounding box) and encodes them in Python;
+        PostGIS overrides it with one ``ST_AsMVT`` query.
+        """
+        from geo_service.tiling.grid import TileAddress
+        from geo_service.tiling.vector import DEFAULT_POLICY, encode_frame, tile_fields
+
+        layer, policy = self.layer(layer_id), policy or DEFAULT_POLICY
+        if layer.kind != "vector":
+            raise StoreError(f"layer {layer_id!r} is a raster layer: it holds no features")
+        tile = TileAddress.checked(z, x, y)
+        fields = tile_fields(layer, properties)
+        box = tile.frame(policy.extent).lonlat_bounds(policy.buffer)
+        frame = self.read(layer_id, bbox=box)
+        return encode_frame(layer, frame, tile, fields=fields, policy=policy)
+
+    def extent(self, layer_id: str) -> BBox | None:
+        """``(west, south, east, north)`` of the layer's features; None when it has none."""
+        geometries = self.read(layer_id).geometry
+        geometries = geometries[~(geometries.isna() | geometries.is_empty)]
+        if not len(geometries):
+            return None
+        west, south, east, north = (float(v) for v in geometries.total_bounds)
+        return west, south, east, north
 
     def counts(self) -> dict[str, int]:
         """Feature count of every vector layer."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import geopandas as gpd
@@ -43,6 +44,9 @@ class GeoPackageStore(Store):
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / GPKG_NAME
         self.raster_dir = self.data_dir / "rasters"
+        # (file identity, data version): every write renames a new file into place
+        self._version_seen: tuple[tuple[int, int, int, int], str] | None = None
+
 
     def upsert(self, layer_id: str, frame: gpd.GeoDataFrame) -> WriteResult:
         """Insert new ids, replace the rows of ids already stored."""
@@ -138,12 +142,42 @@ class GeoPackageStore(Store):
         return path if path.exists() else None
 
     def data_version(self) -> str:
-        """Changes on every write (features or rasters)."""
-        if not _has_layer(self.path, META_TABLE):
+        """Changes on every write (features or rasters).
+
+        Every write renames a new file into place, so the file's identity (inode, size, times)
+        changes with the version: the version is read (with SQLite itself) only then, and
+        otherwise costs one ``stat`` — cheap enough for every tile request to check it.
+        """
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
             return "empty"
-        meta = pyogrio.read_dataframe(self.path, layer=META_TABLE, read_geometry=False)
-        values = dict(zip(meta["key"], meta["value"], strict=True))
-        return str(values.get("data_version", "empty"))
+        identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        seen = self._version_seen
+        if seen is not None and seen[0] == identity:
+            return seen[1]
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        try:
+            with closing(sqlite3.connect(uri, uri=True)) as db:
+                row = db.execute(
+                    f'SELECT value FROM "{META_TABLE}" WHERE key = ?', ("data_version",)
+                ).fetchone()
+        except sqlite3.Error:  # no meta table yet
+            row = None
+        version = "empty" if row is None else str(row[0])
+        self._version_seen = (identity, version)
+        return version
+
+    def extent(self, layer_id: str) -> BBox | None:
+        """The layer's bounds, from the GeoPackage's own extent (no feature is read)."""
+        layer = self.layer(layer_id)
+        if not _has_layer(self.path, layer.id):
+            return None
+        info = pyogrio.read_info(self.path, layer=layer.id)
+        if not info["features"]:
+            return None
+        west, south, east, north = (float(v) for v in info["total_bounds"])
+        return west, south, east, north
 
     # -- writing ---------------------------------------------------------------------------
 

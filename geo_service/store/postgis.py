@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -84,6 +84,9 @@ from geo_service.store.models import (
     build_metadata,
     geography,
 )
+
+if TYPE_CHECKING:
+    from geo_service.tiling.vector import TilePolicy
 
 __all__ = ["PostGISStore", "database_url", "default_cache_dir", "upgrade"]
 
@@ -151,6 +154,7 @@ class PostGISStore(Store):
         self.engine: Engine = create_engine(self.url, pool_pre_ping=True)
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._mvt_statements: dict[tuple[Any, ...], Select[Any]] = {}
 
     def upsert(self, layer_id: str, frame: gpd.GeoDataFrame) -> WriteResult:
         """Insert new ids and update stored ones, in one transaction."""
@@ -246,6 +250,48 @@ class PostGISStore(Store):
         by_id = {row["id"]: float(row[_DISTANCE]) for row in rows}
         found = found.assign(distance_m=found["id"].map(by_id).to_numpy(dtype=float))
         return found.sort_values(["distance_m", "id"], kind="stable").reset_index(drop=True)
+
+    def tile(
+        self,
+        layer_id: str,
+        z: int,
+        x: int,
+        y: int,
+        *,
+        properties: list[str] | None = None,
+        policy: TilePolicy | None = None,
+    ) -> bytes:
+        """The Mapbox Vector Tile at ``z/x/y``: one GiST-indexed ``ST_AsMVT`` statement."""
+        from geo_service.store.postgis_tiles import mvt_parameters, mvt_statement
+        from geo_service.tiling.grid import TileAddress
+        from geo_service.tiling.vector import DEFAULT_POLICY, tile_fields
+
+        layer, source = self._vector(layer_id)
+        policy = policy or DEFAULT_POLICY
+        tile = TileAddress.checked(z, x, y)
+        fields = tile_fields(layer, properties)
+        # one statement per layer, fields and rules: built and compiled once, the tile bound
+        key = (layer.id, tuple(spec.name for spec in fields), policy, policy.simplify(tile))
+        statement = self._mvt_statements.get(key)
+        if statement is None:
+            statement = mvt_statement(source, layer, fields, policy, simplify=key[-1])
+            self._mvt_statements[key] = statement
+        with self._connect(f"make tile {tile} of layer {layer.id}") as conn:
+            data = conn.execute(statement, mvt_parameters(tile, policy)).scalar_one_or_none()
+        return b"" if data is None else bytes(data)
+
+    def extent(self, layer_id: str) -> BBox | None:
+        """The layer's bounds (``ST_Extent``), None when it holds no features."""
+        layer, source = self._vector(layer_id)
+        box = func.ST_Extent(source.c[GEOMETRY_COLUMN])
+        query = select(
+            func.ST_XMin(box), func.ST_YMin(box), func.ST_XMax(box), func.ST_YMax(box)
+        ).select_from(source)
+        with self._connect(f"measure layer {layer.id}") as conn:
+            row = conn.execute(query).one()
+        if row[0] is None:
+            return None
+        return float(row[0]), float(row[1]), float(row[2]), float(row[3])
 
     def put_raster(self, layer_id: str, path: Path) -> None:
         """Keep the GeoTIFF's bytes (replacing any), in one transaction."""
