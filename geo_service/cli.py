@@ -19,6 +19,7 @@ import click
 from geo_service.assets import assets_command
 from geo_service.cli_analysis import ANALYSIS_COMMANDS
 from geo_service.settings import Settings
+from geo_service.tiles_build import tiles_command
 
 if TYPE_CHECKING:
     from geo_service.catalogue import Layer
@@ -221,6 +222,7 @@ def db_upgrade(ctx: Context) -> None:
 cli.add_command(assets_command)
 for command in ANALYSIS_COMMANDS:  # analyze, export, findings, measures, rules
     cli.add_command(command)
+cli.add_command(tiles_command)
 
 
 def _serve(ctx: Context, host: str, port: int) -> None:
