@@ -8,10 +8,13 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import pytest
 import rasterio
 import rasterio.features
 import shapely
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import connected_components
 from shapely.geometry import LineString, Point
 
 from geo_service.catalogue import Catalogue
@@ -19,6 +22,7 @@ from geo_service.chinacrs import from_crs
 from geo_service.demo import DemoSummary, build_demo
 from geo_service.derive import tailings_grade
 from geo_service.metric import WGS84
+from geo_service.risk.network import attach, build_network
 from geo_service.store.gpkg import GeoPackageStore
 from geo_service.validate import validate_frame
 
@@ -358,6 +362,51 @@ def test_river_road_runs_10_to_20_m_from_the_water(metric, summary: DemoSummary)
         shapely.line_interpolate_point(road, np.arange(0, road.length, 100.0)), river
     )
     assert (gaps >= 10).all() and (gaps <= 20).all()
+
+
+def test_roads_make_one_network_that_every_station_and_target_is_on(
+    store: GeoPackageStore, summary: DemoSummary, metric
+) -> None:
+    # the network as the fire-station reach rule builds it: ends within the junction tolerance
+    # join, crossings meet unless one road is a bridge or tunnel
+    params = store.catalogue["fire_lifelines"].rule("fire_station_reach").params
+    roads = store.read("road_sections")
+    network = build_network(
+        roads.geometry.to_numpy(),
+        np.ones(len(roads)),
+        pyproj.CRS(summary.metric_crs),
+        grid_m=float(params["grid_m"]),
+        junction_tolerance_m=float(params["junction_tolerance_m"]),
+        node_crossings=bool(params["node_crossings"]),
+        grade_separated=roads["structure"].isin(params["grade_separated_structures"]).to_numpy(),
+    )
+    graph = csr_array(
+        (np.ones(network.n_edges), (network.u, network.v)), shape=(network.n_nodes,) * 2
+    )
+    _, piece = connected_components(graph, directed=False)
+    assert set(network.line) == set(range(len(roads)))
+    assert len(set(piece[network.u])) == 1, "the roads are not one network"
+
+    stations = store.read("fire_stations")
+    station_gap = attach(network, stations.geometry.to_numpy()).access_m
+    assert (station_gap <= 150).all(), dict(zip(stations["name"], station_gap.round(), strict=True))
+    # every target is within 150 m of a road, but an intake (it stands in the river) and the
+    # villages behind the ponds that are not head-top, which have no road on purpose
+    targets = store.read("protection_targets")
+    target_gap = attach(network, targets.geometry.to_numpy()).access_m
+    ponds = metric["tailings_ponds"].set_index("id").geometry
+    behind = shapely.union_all(
+        [ponds[p].buffer(2_000) for p, headtop in summary.headtop_expected.items() if not headtop]
+    )
+    roadless = metric["protection_targets"].intersects(behind).to_numpy()
+    intake = (targets["category"] == "water_intake").to_numpy()
+    assert roadless.sum() == 2 and (target_gap[roadless] > 1_000).all()
+    far = ~roadless & ~intake & (target_gap > 150)
+    assert not far.any(), dict(zip(targets["name"][far], target_gap[far].round(), strict=True))
+    # and no road runs through a building
+    buildings = shapely.STRtree(metric["buildings"].geometry.to_numpy())
+    _, hit = buildings.query(metric["road_sections"].geometry.to_numpy(), predicate="intersects")
+    assert hit.size == 0
 
 
 def test_fire_lanes_mostly_meet_the_standard_and_some_high_rises_have_none(

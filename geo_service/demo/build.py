@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from geo_service.demo.access import build_access_roads
 from geo_service.demo.city import build_buildings
 from geo_service.demo.hazards import build_mines, build_parks, build_plants, build_ponds
 from geo_service.demo.landscape import build_districts, build_water
@@ -83,6 +84,8 @@ def build_demo(store: Store, *, seed: int = 2020, progress: Progress | None = No
     build_targets(scene)
     build_stations(scene)
     build_mines(scene)
+    step("access roads")
+    build_access_roads(scene)  # last: routed around everything that stands
     counts = _write_layers(store, scene, step)
     rasters = _write_rasters(store, scene, step)
     return _summary(scene, counts, rasters)

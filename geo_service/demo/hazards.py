@@ -197,8 +197,8 @@ def _downstream_village(
     from_d = (
         float(north_road_offset(valley.u)) if sign > 0 else -0.7 * float(floor_half_width(valley.u))
     )
-    valley_road(scene, valley, spec.toe_s - 260, f"{name}村道", from_d)
-    scene.keepout.add(scene.layers["road_sections"][-1].geometry, margin=8)
+    road = valley_road(scene, valley, spec.toe_s - 260, f"{name}村道", from_d)
+    scene.keepout.add(road, margin=8)
     path, run = scene.dem.trace(*toe, max_length=HEADTOP_PATH_M + 100)
     anchors = []
     for length in np.arange(300.0, 900.0, 22.0):

@@ -1,7 +1,11 @@
 """Railways and roads.
 
 A conventional line along the valley and a high-speed line across it; the city's street grid,
-an expressway, a river-bank road, and a mountain road climbing in hairpins.
+an expressway, a river-bank road, and a mountain road climbing in hairpins. The roads make one
+network: the provincial road enters the grid, a stretch of ring road joins the streets the
+railway cut off, and two interchanges join the expressway to the grid. A road over railway track
+crosses on a bridge section of its own, or at grade (a level crossing) where a village road
+meets the line in open country.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import shapely
 from numpy.typing import ArrayLike
 from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
+from shapely.ops import substring
 
 from geo_service.demo.names import STREETS_EW, STREETS_NS
 from geo_service.demo.region import (
@@ -41,6 +46,10 @@ HIGH_SPEED = "沿江高速铁路"
 GRID_RADIUS = CORE_RADIUS + 200
 GRID_SPACING = 400.0
 HSR_ENDS = ((5_900.0, HALF_V), (6_900.0, -HALF_V))
+BRIDGE_HALF_SPAN = 60.0  # a road bridge over railway track reaches this far each side of it (m)
+# the expressway's interchanges: the link road from each climbs to the south end of the k-th
+# north–south street of the grid east of the core's centre (west when negative)
+_INTERCHANGES = ((-4, "清河西互通连接线"), (2, "清河东互通连接线"))
 
 # area class of the conventional line by easting: (up to this u, class)
 _CONVENTIONAL_AREAS = (
@@ -99,12 +108,15 @@ def build_rail(scene: Scene) -> None:
 def build_roads(scene: Scene) -> None:
     """The road network (the side-valley roads come with the villages they serve)."""
     _expressway(scene)
-    _north_road(scene)
-    _urban_grid(scene)
+    north_road = _north_road(scene)
+    grid = _urban_grid(scene)
     _station_road(scene)
     _river_road(scene)
     _level_crossing_road(scene)
     _mountain_road(scene)
+    _into_grid(scene, north_road, grid)
+    _ring_road(scene, grid)
+    _interchanges(scene, grid)
 
 
 def add_road(
@@ -130,8 +142,62 @@ def add_road(
     return scene.add("road_sections", props, geometry, "road", 3)
 
 
-def valley_road(scene: Scene, valley: SideValley, s_to: float, name: str, from_d: float) -> str:
-    """A village road from the valley floor (``from_d`` north of the river) up a side valley."""
+def add_road_across_rail(
+    scene: Scene,
+    geometry: LineString,
+    name: str,
+    road_class: str,
+    *,
+    level_crossing: bool = False,
+    **props: Any,
+) -> list[str]:
+    """Add a road that may cross railway track; returns the ids of its sections.
+
+    Over track the road crosses on a bridge: the stretch within ``BRIDGE_HALF_SPAN`` of each
+    crossing is a section of its own with ``structure: bridge``. With ``level_crossing`` it
+    crosses at grade instead: one section, ``structure: road``, listed as a level crossing. A
+    railway bridge or tunnel needs neither (the road passes under or over it as it is).
+    """
+    track = shapely.union_all(
+        [r.geometry for r in scene.layers["rail_corridors"] if r.props["structure"] == "track"]
+    )
+    hits = geometry.intersection(track)
+    at = [] if hits.is_empty else sorted(geometry.project(p) for p in shapely.get_parts(hits))
+    if not at:
+        return [add_road(scene, geometry, name, road_class, **props)]
+    if level_crossing:
+        hazards = sorted({*(props.pop("hazards", None) or []), "level_crossing"})
+        return [
+            add_road(
+                scene, geometry, name, road_class,
+                hazards=hazards, status="identified", structure="road", **props,
+            )
+        ]  # fmt: skip
+    spans: list[list[float]] = []
+    for s in at:
+        lo, hi = max(s - BRIDGE_HALF_SPAN, 0.0), min(s + BRIDGE_HALF_SPAN, geometry.length)
+        if spans and lo <= spans[-1][1]:
+            spans[-1][1] = hi
+        else:
+            spans.append([lo, hi])
+    cuts = [0.0, *(x for span in spans for x in span), geometry.length]
+    ids = []
+    for k, (a, b) in enumerate(itertools.pairwise(cuts)):
+        if b - a > 1e-6:
+            structure = "bridge" if k % 2 else None
+            piece = substring(geometry, a, b)
+            ids.append(add_road(scene, piece, name, road_class, structure=structure, **props))
+    return ids
+
+
+def valley_road(
+    scene: Scene, valley: SideValley, s_to: float, name: str, from_d: float
+) -> LineString:
+    """A village road from the valley floor (``from_d`` north of the river) up a side valley.
+
+    Where it crosses the conventional line in open country (a village or other area) it crosses
+    at grade, nearer the town on a bridge. Returns the whole road.
+    """
     s = np.arange(0.0, s_to + 1, 40.0)
     sign = 1.0 if valley.side == "north" else -1.0
     u_mouth = float(valley.centre_u(0.0))
@@ -140,7 +206,10 @@ def valley_road(scene: Scene, valley: SideValley, s_to: float, name: str, from_d
         point_at(u_mouth + 40, sign * float(floor_half_width(u_mouth + 40))),
     ]
     up = [point_up_hill(float(valley.centre_u(si)) + 40, valley.side, float(si)) for si in s[1:]]
-    return add_road(scene, LineString(floor + up), name, "class_4")
+    road = LineString(floor + up)
+    rural = _conventional_area(u_mouth + 40) in ("village", "other")
+    add_road_across_rail(scene, road, name, "class_4", level_crossing=rural)
+    return road
 
 
 def split_runs(coords: np.ndarray, labels: Sequence[Hashable]) -> list[tuple[Any, np.ndarray]]:
@@ -204,16 +273,18 @@ def _expressway(scene: Scene) -> None:
     scene.lines["expressway"] = valley_line(expressway_offset, -HALF_U, HALF_U)
 
 
-def _north_road(scene: Scene) -> None:
+def _north_road(scene: Scene) -> list[str]:
     line = valley_line(north_road_offset, -HALF_U, HALF_U)
     outside = line.difference(_core_disc(GRID_RADIUS - 5))
+    ids = []
     for part in shapely.get_parts(outside):
         pieces = [part] if part.length < 9_000 else _cut_at_u(part, 6_000.0)
         for piece in pieces:
-            add_road(scene, piece, "S255省道", "class_2")
+            ids += add_road_across_rail(scene, piece, "S255省道", "class_2")
+    return ids
 
 
-def _urban_grid(scene: Scene) -> None:
+def _urban_grid(scene: Scene) -> list[str]:
     cu, cv = core_centre()
     south = _south_of_rail(80)
     # the railway splits the grid: only the station road crosses it
@@ -223,6 +294,7 @@ def _urban_grid(scene: Scene) -> None:
         .union(_core_disc(GRID_RADIUS).difference(_south_of_rail(-80)))
     )
     river = river_polygon()
+    ids = []
     for k in range(-5, 6):
         primary = k % 2 == 0
         road_class = "urban_primary" if primary else "urban_secondary"
@@ -241,7 +313,8 @@ def _urban_grid(scene: Scene) -> None:
                 shapely.line_merge(geom) if geom.geom_type == "MultiLineString" else geom
             ):
                 if part.length > 150:
-                    add_road(scene, part, name, road_class)
+                    ids.append(add_road(scene, part, name, road_class))
+    return ids
 
 
 def _station_road(scene: Scene) -> None:
@@ -294,6 +367,87 @@ def _mountain_road(scene: Scene) -> None:
     top = _grade_leg(scene.dem, climb[-1], 1.0, -1.0, 0.03, 200.0)
     add_road(scene, LineString(top), "X012清岭公路", "class_3")
     scene.lines["mountain_top"] = shapely.Point(top[-1])
+
+
+def _into_grid(scene: Scene, north_road: list[str], grid: list[str]) -> None:
+    """The provincial road stops at the grid's edge: it carries on to the nearest street's end."""
+    cu, cv = core_centre()
+    streets = _ends(scene, grid)
+    for end in _ends(scene, north_road):
+        if np.hypot(end[0] - cu, end[1] - cv) < GRID_RADIUS:
+            street = streets[np.argmin(np.hypot(*(streets - end).T))]
+            add_road(scene, LineString([end, street]), "S255省道", "class_2")
+
+
+def _ring_road(scene: Scene, grid: list[str]) -> None:
+    """Streets the railway cut off from the rest of the grid join it along the grid's edge.
+
+    Each street that meets no other road runs on, along the circle where the grid ends, to the
+    nearest end of another street there.
+    """
+    cu, cv = core_centre()
+    roads = scene.geometries("road_sections")
+    tree = shapely.STRtree(roads)
+    by_id = {f.id: f.geometry for f in scene.layers["road_sections"]}
+    for fid in grid:
+        if len(tree.query(by_id[fid], predicate="dwithin", distance=1.0)) > 1:
+            continue  # it meets another road
+        mine = _ring_ends(scene, [fid])
+        theirs = _ring_ends(scene, [g for g in grid if g != fid])
+        if not len(mine) or not len(theirs):
+            continue
+        turns = _wrap(_ring_angle(theirs)[None, :] - _ring_angle(mine)[:, None])
+        i, j = np.unravel_index(np.argmin(np.abs(turns)), turns.shape)
+        turn = float(turns[i, j])
+        steps = max(2, int(np.ceil(abs(turn) * GRID_RADIUS / 25.0)))
+        phis = _ring_angle(mine[i : i + 1])[0] + np.linspace(0.0, turn, steps + 1)
+        arc = np.column_stack([cu + GRID_RADIUS * np.cos(phis), cv + GRID_RADIUS * np.sin(phis)])
+        arc[0], arc[-1] = mine[i], theirs[j]
+        add_road(scene, LineString(arc), "环城路", "urban_secondary")
+
+
+def _interchanges(scene: Scene, grid: list[str]) -> None:
+    """Link roads from the expressway's interchanges north to the south ends of grid streets."""
+    cu, _ = core_centre()
+    expressway = np.vstack(
+        [
+            np.asarray(f.geometry.coords)
+            for f in scene.layers["road_sections"]
+            if f.props["road_class"] == "expressway"
+        ]
+    )
+    streets = _ends(scene, grid)
+    for k, name in _INTERCHANGES:
+        u = cu + k * GRID_SPACING
+        on_street = streets[np.abs(streets[:, 0] - u) < 1e-6]
+        south = on_street[np.argmin(on_street[:, 1])]
+        junction = expressway[np.argmin(np.abs(expressway[:, 0] - u))]
+        add_road(scene, LineString([junction, south]), name, "class_2")
+
+
+def _ends(scene: Scene, ids: list[str]) -> np.ndarray:
+    """Both ends of each of the roads ``ids``, as rows of (u, v)."""
+    wanted = set(ids)
+    lines = [f.geometry for f in scene.layers["road_sections"] if f.id in wanted]
+    ends = [xy for line in lines for xy in (line.coords[0], line.coords[-1])]
+    return np.array(ends, dtype=float).reshape(-1, 2)
+
+
+def _ring_ends(scene: Scene, ids: list[str]) -> np.ndarray:
+    """The ends of the roads ``ids`` that lie on the circle where the grid ends."""
+    cu, cv = core_centre()
+    ends = _ends(scene, ids)
+    return ends[np.abs(np.hypot(ends[:, 0] - cu, ends[:, 1] - cv) - GRID_RADIUS) < 2.0]
+
+
+def _ring_angle(points: np.ndarray) -> np.ndarray:
+    cu, cv = core_centre()
+    return np.arctan2(points[:, 1] - cv, points[:, 0] - cu)
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    """Angles into (-π, π]."""
+    return np.asarray(np.pi - np.mod(np.pi - angle, 2 * np.pi))
 
 
 def switchbacks(
