@@ -47,7 +47,6 @@ class GeoPackageStore(Store):
         # (file identity, data version): every write renames a new file into place
         self._version_seen: tuple[tuple[int, int, int, int], str] | None = None
 
-
     def upsert(self, layer_id: str, frame: gpd.GeoDataFrame) -> WriteResult:
         """Insert new ids, replace the rows of ids already stored."""
         layer = self.layer(layer_id)
