@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
@@ -31,6 +32,9 @@ from geo_service.store.base import (
     check_unique_ids,
     non_negative,
 )
+
+if TYPE_CHECKING:
+    from geo_service.tiling.vector import TilePolicy
 
 GPKG_NAME = "georisk.gpkg"
 META_TABLE = "georisk_meta"
@@ -166,6 +170,56 @@ class GeoPackageStore(Store):
         version = "empty" if row is None else str(row[0])
         self._version_seen = (identity, version)
         return version
+
+    def tile(
+        self,
+        layer_id: str,
+        z: int,
+        x: int,
+        y: int,
+        *,
+        properties: list[str] | None = None,
+        policy: TilePolicy | None = None,
+    ) -> bytes:
+        """The vector tile at ``z/x/y``, encoded here (``geo_service.tiling.vector``).
+
+        An R-tree read of the ids, geometries and risk classes near the tile; the properties
+        are read (by id) only for the features drawn alone, never for those a dense tile
+        aggregates.
+        """
+        from geo_service.tiling.grid import TileAddress
+        from geo_service.tiling.vector import (
+            DEFAULT_POLICY,
+            encode_frame,
+            severity_field,
+            tile_fields,
+        )
+
+        layer, policy = self.layer(layer_id), policy or DEFAULT_POLICY
+        if layer.kind != "vector":
+            raise StoreError(f"layer {layer_id!r} is a raster layer: it holds no features")
+        tile = TileAddress.checked(z, x, y)
+        fields = tile_fields(layer, properties)
+        if not _has_layer(self.path, layer.id):
+            return b""
+        box = tile.frame(policy.extent).lonlat_bounds(policy.buffer)
+        severest = severity_field(layer)
+        near = pyogrio.read_dataframe(
+            self.path,
+            layer=layer.id,
+            bbox=box,
+            columns=["id", *([severest] if severest else [])],
+            use_arrow=True,
+        )
+        near = near[shapely.intersects(near.geometry.values, shapely.box(*box))]
+
+        def fetch(ids: list[str]) -> gpd.GeoDataFrame:
+            if 2 * len(ids) > len(near):  # most of them: the R-tree again beats a long id list
+                frame = self.read(layer.id, bbox=box)
+                return frame[frame["id"].isin(ids)]
+            return self.read(layer.id, ids=ids)
+
+        return encode_frame(layer, near, tile, fields=fields, policy=policy, fetch=fetch)
 
     def extent(self, layer_id: str) -> BBox | None:
         """The layer's bounds, from the GeoPackage's own extent (no feature is read)."""

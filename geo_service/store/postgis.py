@@ -276,7 +276,9 @@ class PostGISStore(Store):
         if statement is None:
             statement = mvt_statement(source, layer, fields, policy, simplify=key[-1])
             self._mvt_statements[key] = statement
-        with self._connect(f"make tile {tile} of layer {layer.id}") as conn:
+        with self._connect(f"make tile {tile} of layer {layer.id}") as conn, conn.begin():
+            # parallel workers start slower than a tile's scan runs (each loads PROJ anew)
+            conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
             data = conn.execute(statement, mvt_parameters(tile, policy)).scalar_one_or_none()
         return b"" if data is None else bytes(data)
 

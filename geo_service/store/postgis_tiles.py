@@ -4,12 +4,15 @@ The statement applies the rules of ``geo_service.tiling.vector`` (the same ones 
 encoder applies), reading only the rows the GiST index finds near the tile
 (``geom && ST_Transform(ST_TileEnvelope(z, x, y, margin), 4326)``):
 
-- ``rows``: the candidates, their properties as MVT values and their geometry in EPSG:3857;
-- ``placed``: per candidate its centre and size in tile units, whether it is a pixel-sized
-  "speck", whether the tile is dense (more candidates than ``max_features``), its grid cell, and
-  how many candidates share the cell;
-- singles (drawn as they are, simplified below ``detail_zoom``; specks as their centre point),
-  and one aggregate point per crowded cell of a dense tile, carrying ``count``;
+- ``rows``: per candidate only what placing it needs: its id, its risk class, and its bounds in
+  EPSG:3857 computed from its lon/lat bounds (no geometry is transformed for a candidate that
+  ends up in an aggregate, nor its properties read);
+- ``placed``: whether the tile is dense (more candidates than ``max_features``), whether the
+  candidate is point-like (a point, or a "speck" fitting in a pixel) and so grouped, its cell;
+- ``cells``: the grouped candidates per cell: how many, one id, the most severe class;
+- singles (the candidates not grouped, and those alone in their cell) read again by primary key
+  for their geometry and properties, drawn as they are (simplified below ``detail_zoom``;
+  specks as their centre point), and one aggregate point per crowded cell carrying ``count``;
 - ``ST_AsMVT`` of the union.
 
 Every value is a bound parameter; identifiers come from the SQLAlchemy ``Table``.
@@ -17,6 +20,7 @@ Every value is a bound parameter; identifiers come from the SQLAlchemy ``Table``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +42,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -45,7 +50,7 @@ from sqlalchemy.types import TypeEngine
 
 from geo_service.catalogue import FieldSpec, Layer
 from geo_service.store.models import GEOMETRY_COLUMN
-from geo_service.tiling.grid import HALF_WORLD, TileAddress
+from geo_service.tiling.grid import EARTH_RADIUS, HALF_WORLD, MAX_LATITUDE, TileAddress
 from geo_service.tiling.vector import COUNT, SEVERITY, TilePolicy, severity_field
 
 _MVT_TYPES: dict[str, TypeEngine[Any]] = {
@@ -80,94 +85,125 @@ def mvt_statement(
     scale = bindparam("scale", type_=Double)
     left, top = bindparam("left", type_=Double), bindparam("top", type_=Double)
     geom = table.c[GEOMETRY_COLUMN]
-    names = ["id", *(spec.name for spec in fields)]
+    severest = severity_field(layer)
+    # Web Mercator keeps the axes apart: the lon/lat bounds give the EPSG:3857 bounds
+    west, east = _mercator_x(func.ST_XMin(geom)), _mercator_x(func.ST_XMax(geom))
+    south, north = _mercator_y(func.ST_YMin(geom)), _mercator_y(func.ST_YMax(geom))
+    rank = _rank(table.c[severest]) if severest else cast(null(), Integer)
     rows = (
         select(
             table.c.id.label("id"),
-            *(_mvt_value(table.c[spec.name], spec).label(spec.name) for spec in fields),
-            func.ST_Transform(geom, 3857).label("g"),
+            rank.label("rank"),
+            (func.ST_Dimension(geom) == 0).label("is_points"),
+            ((west + east) / 2).label("mid_x"),
+            ((south + north) / 2).label("mid_y"),
+            (east - west).label("width"),
+            (north - south).label("height"),
         )
         .where(geom.op("&&")(search))
         .cte("rows")
     )
-
-    g = rows.c.g
-    mid_x = (func.ST_XMin(g) + func.ST_XMax(g)) / 2
-    mid_y = (func.ST_YMin(g) + func.ST_YMax(g)) / 2
-    unit_x, unit_y = (mid_x - left) * scale, (top - mid_y) * scale
+    r = rows.c
     pixel = literal(float(policy.pixel), Double)
-    is_point = func.GeometryType(g) == literal("POINT")
-    is_points = func.ST_Dimension(g) == 0
-    speck = and_(
-        ~is_points,
-        (func.ST_XMax(g) - func.ST_XMin(g)) * scale <= pixel,
-        (func.ST_YMax(g) - func.ST_YMin(g)) * scale <= pixel,
-    )
-    candidates = select(func.count()).select_from(rows).scalar_subquery()
-    dense = candidates > literal(policy.max_features, Integer)
-    grouped = and_(dense, or_(is_points, speck))
     cell = literal(float(policy.cell), Double)
-    cell_x, cell_y = func.floor(unit_x / cell), func.floor(unit_y / cell)
+    dense = select(func.count()).select_from(rows).scalar_subquery() > literal(
+        policy.max_features, Integer
+    )
+    speck = and_(r.width * scale <= pixel, r.height * scale <= pixel)
     placed = select(
-        *(rows.c[name] for name in names),
-        g.label("g"),
-        func.ST_SetSRID(func.ST_MakePoint(mid_x, mid_y), 3857).label("centre"),
-        is_point.label("is_point"),
-        speck.label("speck"),
-        grouped.label("grouped"),
-        cell_x.label("cell_x"),
-        cell_y.label("cell_y"),
-        func.count().over(partition_by=[grouped, cell_x, cell_y]).label("members"),
+        r.id,
+        r.rank,
+        and_(dense, or_(r.is_points, speck)).label("grouped"),
+        func.floor((r.mid_x - left) * scale / cell).label("cell_x"),
+        func.floor((top - r.mid_y) * scale / cell).label("cell_y"),
     ).cte("placed")
+    p = placed.c
+    cells = (
+        select(
+            p.cell_x,
+            p.cell_y,
+            func.count().label("members"),
+            func.min(p.id).label("first_id"),
+            func.max(p.rank).label("rank"),
+        )
+        .where(p.grouped)
+        .group_by(p.cell_x, p.cell_y)
+        .cte("cells")
+    )
+    c = cells.c
+    single_ids = union_all(
+        select(p.id.label("id")).where(~p.grouped),
+        select(c.first_id.label("id")).where(c.members == 1),
+    ).subquery("single_ids")
 
     def mvt_geom(shape: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.ST_AsMVTGeom(
             shape, envelope, literal(policy.extent, Integer), literal(policy.buffer, Integer), True
         )
 
-    p = placed.c
-    shape: ColumnElement[Any] = p.g
+    # a feature drawn alone: its row read again by primary key (LIMIT 1: a lookup per id the
+    # planner keeps as one, rather than joining the whole table)
+    g = func.ST_Transform(geom, 3857)
+    feature = (
+        select(
+            table.c.id.label("id"),
+            *(_mvt_value(table.c[spec.name], spec).label(spec.name) for spec in fields),
+            g.label("g"),
+            (func.GeometryType(geom) == literal("POINT")).label("is_point"),
+            (func.ST_Dimension(geom) == 0).label("is_points"),
+        )
+        .where(table.c.id == single_ids.c.id)
+        .limit(1)
+        .lateral("feature")
+    )
+    f = feature.c
+    centre = func.ST_SetSRID(
+        func.ST_MakePoint(
+            (func.ST_XMin(f.g) + func.ST_XMax(f.g)) / 2, (func.ST_YMin(f.g) + func.ST_YMax(f.g)) / 2
+        ),
+        3857,
+    )
+    is_speck = and_(
+        ~f.is_points,
+        (func.ST_XMax(f.g) - func.ST_XMin(f.g)) * scale <= pixel,
+        (func.ST_YMax(f.g) - func.ST_YMin(f.g)) * scale <= pixel,
+    )
+    shape: ColumnElement[Any] = f.g
     if simplify:
-        shape = func.ST_SimplifyPreserveTopology(p.g, bindparam("tolerance", type_=Double))
+        shape = func.ST_SimplifyPreserveTopology(f.g, bindparam("tolerance", type_=Double))
     drawn = case(
-        (p.is_point, mvt_geom(p.g)),
-        (p.speck, mvt_geom(p.centre)),
+        (f.is_point, mvt_geom(f.g)),
+        (is_speck, mvt_geom(centre)),
         # a line or polygon that vanishes at this resolution, though really in the tile:
         # its centre stands for it
         else_=func.coalesce(
             mvt_geom(shape),
-            case((func.ST_Intersects(p.g, buffered), mvt_geom(p.centre)), else_=null()),
+            case((func.ST_Intersects(f.g, buffered), mvt_geom(centre)), else_=null()),
         ),
     )
+    names = ["id", *(spec.name for spec in fields)]
     singles = select(
-        *(p[name] for name in names),
-        cast(null(), BigInteger).label(COUNT),
-        drawn.label("geom"),
-    ).where(or_(~p.grouped, p.members == 1))
+        *(f[name] for name in names), cast(null(), BigInteger).label(COUNT), drawn.label("geom")
+    ).select_from(single_ids.join(feature, true()))
 
-    severest = severity_field(layer)
     cell_centre = func.ST_SetSRID(
         func.ST_MakePoint(
-            left + (p.cell_x + 0.5) * cell / scale, top - (p.cell_y + 0.5) * cell / scale
+            left + (c.cell_x + 0.5) * cell / scale, top - (c.cell_y + 0.5) * cell / scale
         ),
         3857,
     )
     aggregate_columns: list[ColumnElement[Any]] = []
     for name, spec in zip(names, [None, *fields], strict=True):
         if name == severest:
-            aggregate_columns.append(_most_severe(p[name]).label(name))
+            aggregate_columns.append(_class_of(c.rank).label(name))
         else:
             kind = Text() if spec is None else _MVT_TYPES[spec.type]
             aggregate_columns.append(cast(null(), kind).label(name))
-    aggregates = (
-        select(
-            *aggregate_columns,
-            func.count().cast(BigInteger).label(COUNT),
-            mvt_geom(cell_centre).label("geom"),
-        )
-        .where(and_(p.grouped, p.members > 1))
-        .group_by(p.cell_x, p.cell_y)
-    )
+    aggregates = select(
+        *aggregate_columns,
+        c.members.cast(BigInteger).label(COUNT),
+        mvt_geom(cell_centre).label("geom"),
+    ).where(c.members > 1)
     features = union_all(singles, aggregates).subquery("features")
     return select(
         func.ST_AsMVT(
@@ -203,7 +239,24 @@ def _mvt_value(column: ColumnElement[Any], spec: FieldSpec) -> ColumnElement[Any
     return column
 
 
-def _most_severe(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The most severe risk class among a cell's features."""
-    rank = func.max(case({name: rank for name, rank in SEVERITY.items()}, value=column))
-    return case({rank: literal(name) for name, rank in SEVERITY.items()}, value=rank)
+def _mercator_x(lon: ColumnElement[Any]) -> ColumnElement[Any]:
+    """EPSG:3857 x of a longitude (as ``ST_Transform`` computes it)."""
+    return literal(EARTH_RADIUS, Double) * func.radians(lon)
+
+
+def _mercator_y(lat: ColumnElement[Any]) -> ColumnElement[Any]:
+    """EPSG:3857 y of a latitude, clamped to the grid's ±85.05°."""
+    clamped = func.greatest(func.least(lat, MAX_LATITUDE), -MAX_LATITUDE)
+    return literal(EARTH_RADIUS, Double) * func.ln(
+        func.tan(literal(math.pi / 4, Double) + func.radians(clamped) / 2)
+    )
+
+
+def _rank(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A risk class as its severity rank (blue 1 … red 4); other values NULL."""
+    return case(dict(SEVERITY), value=column)
+
+
+def _class_of(rank: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The risk class of a severity rank."""
+    return case({value: literal(name) for name, value in SEVERITY.items()}, value=rank)

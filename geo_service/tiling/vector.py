@@ -21,7 +21,7 @@ mapbox-vector-tile). The rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -41,6 +41,9 @@ _CAN_ORIENT = hasattr(shapely, "orient_polygons")  # shapely >= 2.1
 
 # most severe last: the aggregate of a cell takes the highest rank present
 SEVERITY: dict[str, int] = {name: rank for rank, name in enumerate(reversed(RISK_CLASSES), start=1)}
+
+
+Fetch = Callable[[list[str]], gpd.GeoDataFrame]
 
 
 class UnknownProperty(ValueError):
@@ -99,11 +102,15 @@ def encode_frame(
     *,
     fields: Sequence[FieldSpec],
     policy: TilePolicy = DEFAULT_POLICY,
+    fetch: Fetch | None = None,
 ) -> bytes:
     """The vector tile of ``frame`` (a canonical frame: the layer's features near the tile).
 
     ``frame`` may hold features outside the tile: only those reaching the buffered tile are
-    drawn. An empty tile is ``b""`` (a valid MVT with no layers).
+    drawn. With ``fetch``, ``frame`` needs only ``id``, the geometry and the risk class
+    (``severity_field``): ``fetch(ids)`` gives the canonical rows of the features drawn alone,
+    so a dense tile reads the properties of none of the features it aggregates. An empty tile
+    is ``b""`` (a valid MVT with no layers).
     """
     geoms = frame.geometry.to_numpy()
     present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
@@ -113,7 +120,7 @@ def encode_frame(
     grid = tile.frame(policy.extent)
     geoms = shapely.transform(geoms, grid.to_grid)
     plan = _Plan(geoms, grid, policy)
-    features = _single_features(layer, frame, fields, plan, policy.simplify(tile))
+    features = _single_features(layer, frame, fields, plan, policy.simplify(tile), fetch)
     features += _aggregates(layer, frame, plan)
     if not features:
         return b""
@@ -135,7 +142,7 @@ def property_values(spec: FieldSpec, values: pd.Series) -> list[Any]:
         stamps = pd.to_datetime(values)
         return [None if pd.isna(v) else v.strftime("%Y-%m-%d") for v in stamps]
     if spec.type == "list":
-        return [None if v is None else _json_list(v) for v in values]
+        return [_json_list(v) if isinstance(v, (list, tuple, np.ndarray)) else None for v in values]
     out: list[Any] = list(cast(Any, values).to_numpy(dtype=object, na_value=None))
     if spec.type == "integer":
         return [None if v is None else int(v) for v in out]
@@ -186,6 +193,7 @@ def _single_features(
     fields: Sequence[FieldSpec],
     plan: _Plan,
     simplify: bool,
+    fetch: Fetch | None,
 ) -> list[dict[str, Any]]:
     rows = np.flatnonzero(plan.single)
     if not len(rows):
@@ -206,6 +214,10 @@ def _single_features(
         drawn[shaped] = shapes
     keep = ~shapely.is_empty(drawn) & shapely.intersects(drawn, plan.clip_box)
     subset = frame.iloc[rows]
+    if fetch is not None:  # the properties of the features drawn alone, read now
+        ids = subset["id"].astype(str)
+        subset = fetch(ids.tolist()).set_index("id", drop=False).reindex(ids)
+        keep &= subset["id"].notna().to_numpy()  # removed meanwhile: not drawn
     columns = {"id": subset["id"].astype(str).tolist()}
     for spec in fields:
         columns[spec.name] = property_values(spec, subset[spec.name])
