@@ -32,7 +32,7 @@ import pandas as pd
 import shapely
 
 from geo_service.catalogue import RISK_CLASSES, FieldSpec, Layer
-from geo_service.tiling.grid import TileAddress, TileFrame
+from geo_service.tiling.grid import TileAddress
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 ENCODER_VERSION = "1"  # part of every ETag: bump when the tile rules change
@@ -119,7 +119,7 @@ def encode_frame(
         return b""
     grid = tile.frame(policy.extent)
     geoms = shapely.transform(geoms, grid.to_grid)
-    plan = _Plan(geoms, grid, policy)
+    plan = _Plan(geoms, policy)
     features = _single_features(layer, frame, fields, plan, policy.simplify(tile), fetch)
     features += _aggregates(layer, frame, plan)
     if not features:
@@ -159,7 +159,8 @@ def property_values(spec: FieldSpec, values: pd.Series) -> list[Any]:
 class _Plan:
     """Per feature: drawn alone (and as what) or folded into a cell aggregate."""
 
-    def __init__(self, geoms: np.ndarray, grid: TileFrame, policy: TilePolicy) -> None:
+    def __init__(self, geoms: np.ndarray, policy: TilePolicy) -> None:
+        """Place ``geoms`` (in tile units) by ``policy``."""
         self.geoms = geoms
         self.policy = policy
         low = -float(policy.buffer)
@@ -175,8 +176,7 @@ class _Plan:
         self.speck = ~is_points & (width <= policy.pixel) & (height <= policy.pixel)
         dense = len(geoms) > policy.max_features
         self.grouped = dense & (is_points | self.speck)
-        cells = np.floor(self.centres / policy.cell).astype(np.int64)
-        self.cells = cells
+        self.cells = cells = np.floor(self.centres / policy.cell).astype(np.int64)
         members = np.zeros(len(geoms), dtype=np.int64)
         if self.grouped.any():
             _, inverse, counts = np.unique(
