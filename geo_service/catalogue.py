@@ -156,6 +156,11 @@ class Layer(BaseModel):
         description="How the analysis scores the layer's hazard features (0-100) and classes them.",
     )
     raster: RasterSpec | None = None
+    temporal_field: str | None = Field(
+        default=None,
+        description="The date field that `datetime` queries filter on; default: the first date "
+        "field.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Layer:
@@ -173,6 +178,11 @@ class Layer(BaseModel):
         for f in self.fields:
             if f.derive is not None and f.derive not in self.derivations:
                 raise ValueError(f"field {f.name}: unknown derivation {f.derive!r}")
+        if self.temporal_field is not None and (
+            self.temporal_field not in self.field_map
+            or self.field_map[self.temporal_field].type != "date"
+        ):
+            raise ValueError(f"temporal_field {self.temporal_field!r} is not a date field")
         rule_ids = [r.id for r in self.rules]
         if len(set(rule_ids)) != len(rule_ids):
             raise ValueError("duplicate rule ids")
@@ -182,6 +192,13 @@ class Layer(BaseModel):
     def field_map(self) -> dict[str, FieldSpec]:
         """Fields by name."""
         return {f.name: f for f in self.fields}
+
+    @property
+    def date_field(self) -> FieldSpec | None:
+        """The field ``datetime`` queries filter on: ``temporal_field``, else the first date field."""
+        if self.temporal_field is not None:
+            return self.field_map[self.temporal_field]
+        return next((f for f in self.fields if f.type == "date"), None)
 
     @property
     def importable(self) -> bool:

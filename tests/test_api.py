@@ -177,7 +177,7 @@ def test_a_raster_layer_has_no_geojson(client: TestClient) -> None:
 
 
 def test_landing_page_lists_layers_and_links(client: TestClient) -> None:
-    response = client.get("/")
+    response = client.get("/", headers={"Accept": "text/html"})  # as a browser asks; JSON else
     assert response.status_code == 200
     page = response.text
     assert 'href="/map"' in page

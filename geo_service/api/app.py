@@ -11,7 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from geo_service import __version__
-from geo_service.api import routes_layers, routes_pages, routes_tiles
+from geo_service.api import routes_features, routes_layers, routes_pages, routes_tiles
 from geo_service.api.errors import install_error_handlers
 from geo_service.assets import STATIC_DIR
 from geo_service.catalogue import load_catalogue
@@ -50,11 +50,14 @@ def create_app(settings: Settings | None = None, *, static_dir: Path | None = No
         lifespan=lifespan,
         docs_url=None,  # served by routes_pages from the vendor files, not from a CDN
         redoc_url=None,
+        openapi_url="/api",  # the OGC API's service-desc
     )
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)  # the map page shrinks about 8×
+    app.include_router(routes_features.router)
     app.include_router(routes_pages.router)
     app.include_router(routes_layers.router)
     app.include_router(routes_tiles.router)
+    app.add_api_route("/openapi.json", app.openapi, include_in_schema=False)  # FastAPI's usual URL
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")
     return app

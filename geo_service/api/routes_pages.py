@@ -10,10 +10,12 @@ from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from geo_service import __version__
-from geo_service.api.deps import CatalogueDep, LangDep, StaticDirDep, StoreDep
+from geo_service.api.deps import LangDep, StaticDirDep, StoreDep
 from geo_service.api.errors import AssetsMissing
 from geo_service.api.map_page import VENDOR_CSS, VENDOR_JS, read_map_layers, render_map
 from geo_service.assets import FETCH_HINT, missing_files, vendor_url
+from geo_service.catalogue import Catalogue
+from geo_service.store import Store
 
 router = APIRouter()
 
@@ -26,9 +28,12 @@ _DOCS_CSS = "swagger-ui-dist/swagger-ui.css"
 _DOCS_ICON = "swagger-ui-dist/favicon-32x32.png"
 
 
-@router.get("/", tags=["pages"], response_class=HTMLResponse)
-def index(store: StoreDep, catalogue: CatalogueDep) -> HTMLResponse:
-    """What georisk is, its layers with their counts, and links to the map and the data."""
+def index_page(store: Store, catalogue: Catalogue) -> HTMLResponse:
+    """What georisk is, its layers with their counts, and links to the map and the data.
+
+    Served at ``/`` to browsers; the OGC API landing route (``routes_features``) answers JSON
+    there to everyone else.
+    """
     counts = store.counts()
     layers = [
         (layer, counts.get(layer.id), layer.kind == "raster" and store.raster_path(layer.id))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from geo_service.catalogue import Catalogue, load_catalogue
 from geo_service.settings import Settings
-from geo_service.store.base import BBox, Store, StoreError, WriteResult
+from geo_service.store.base import BBox, Page, SortKey, Store, StoreError, WriteResult
 
-__all__ = ["BBox", "Store", "StoreError", "WriteResult", "open_store"]
+__all__ = ["BBox", "Page", "SortKey", "Store", "StoreError", "WriteResult", "open_store"]
 
 
 def open_store(settings: Settings | None = None, catalogue: Catalogue | None = None) -> Store:

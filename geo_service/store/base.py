@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
+from pygeofilter.ast import AstType
 from shapely.geometry.base import BaseGeometry
 
 from geo_service.catalogue import Catalogue, Layer
@@ -30,6 +32,28 @@ class WriteResult:
 
     inserted: int
     updated: int
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One ``sortby`` key: a field (or ``id``), ascending unless ``descending``."""
+
+    name: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a query's features, and how many match in all.
+
+    ``number_matched`` is a count when ``exact``, else an estimate (a large PostGIS table is
+    never counted in full); ``more`` says whether features follow the page.
+    """
+
+    frame: gpd.GeoDataFrame
+    number_matched: int | None
+    exact: bool
+    more: bool
 
 
 class Store(ABC):
@@ -65,6 +89,63 @@ class Store(ABC):
         offset: int = 0,
     ) -> gpd.GeoDataFrame:
         """Features ordered by id; those intersecting ``bbox`` (lon/lat) or with ``ids``."""
+
+    @abstractmethod
+    def query(
+        self,
+        layer_id: str,
+        *,
+        bbox: BBox | None = None,
+        filter: AstType | None = None,
+        sortby: Sequence[SortKey] = (),
+        limit: int = 10,
+        offset: int = 0,
+        properties: Sequence[str] | None = None,
+        exact_count: bool = False,
+    ) -> Page:
+        """One page of the features intersecting ``bbox`` (lon/lat) and matching ``filter``.
+
+        ``filter`` is a pygeofilter AST in the dialect of ``geo_service.store.filters``; rows
+        come in ``sortby`` order, then by id. ``properties`` names the fields to read (the
+        others come back empty); None reads them all. ``exact_count`` counts the matches even
+        on a large table, where ``number_matched`` is otherwise an estimate.
+        """
+
+    def iter_query(
+        self,
+        layer_id: str,
+        *,
+        bbox: BBox | None = None,
+        filter: AstType | None = None,
+        sortby: Sequence[SortKey] = (),
+        limit: int | None = None,
+        offset: int = 0,
+        properties: Sequence[str] | None = None,
+        chunk_size: int = 1000,
+    ) -> Iterator[gpd.GeoDataFrame]:
+        """The features ``query`` selects, in frames of at most ``chunk_size`` rows.
+
+        Memory stays flat however many features match. This default asks page after page;
+        the stores override it with one scan.
+        """
+        start, remaining = non_negative(offset, "offset"), limit
+        while remaining is None or remaining > 0:
+            size = chunk_size if remaining is None else min(chunk_size, remaining)
+            page = self.query(
+                layer_id,
+                bbox=bbox,
+                filter=filter,
+                sortby=sortby,
+                limit=size,
+                offset=start,
+                properties=properties,
+            )
+            if len(page.frame):
+                yield page.frame
+            if not page.more:
+                return
+            start += len(page.frame)
+            remaining = None if remaining is None else remaining - len(page.frame)
 
     @abstractmethod
     def count(self, layer_id: str, *, bbox: BBox | None = None) -> int:

@@ -12,7 +12,7 @@ import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,11 +21,14 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 import shapely
+from pygeofilter.ast import AstType
 
 from geo_service.catalogue import Catalogue, Layer
 from geo_service.schema import conform, empty_frame, geometry_to_text, list_to_text
 from geo_service.store.base import (
     BBox,
+    Page,
+    SortKey,
     Store,
     StoreError,
     WriteResult,
@@ -105,6 +108,59 @@ class GeoPackageStore(Store):
             return int(pyogrio.read_info(self.path, layer=layer.id)["features"])
         frame = pyogrio.read_dataframe(self.path, layer=layer.id, columns=[], bbox=bbox)
         return int(shapely.intersects(frame.geometry.values, shapely.box(*bbox)).sum())
+
+    def query(
+        self,
+        layer_id: str,
+        *,
+        bbox: BBox | None = None,
+        filter: AstType | None = None,
+        sortby: Sequence[SortKey] = (),
+        limit: int = 10,
+        offset: int = 0,
+        properties: Sequence[str] | None = None,
+        exact_count: bool = False,
+    ) -> Page:
+        """One page; the box goes to the R-tree, the filter is evaluated in pandas."""
+        from geo_service.store import gpkg_query
+
+        return gpkg_query.page(
+            self.path,
+            self.layer(layer_id),
+            bbox=bbox,
+            filter=filter,
+            sortby=sortby,
+            limit=non_negative(limit, "limit"),
+            offset=non_negative(offset, "offset"),
+            properties=properties,
+        )
+
+    def iter_query(
+        self,
+        layer_id: str,
+        *,
+        bbox: BBox | None = None,
+        filter: AstType | None = None,
+        sortby: Sequence[SortKey] = (),
+        limit: int | None = None,
+        offset: int = 0,
+        properties: Sequence[str] | None = None,
+        chunk_size: int = 1000,
+    ) -> Iterator[gpd.GeoDataFrame]:
+        """The matches in chunks, read by feature id one chunk at a time."""
+        from geo_service.store import gpkg_query
+
+        yield from gpkg_query.stream(
+            self.path,
+            self.layer(layer_id),
+            bbox=bbox,
+            filter=filter,
+            sortby=sortby,
+            limit=None if limit is None else non_negative(limit, "limit"),
+            offset=non_negative(offset, "offset"),
+            properties=properties,
+            chunk_size=chunk_size,
+        )
 
     def delete(self, layer_id: str, ids: list[str]) -> int:
         """Remove features by id."""

