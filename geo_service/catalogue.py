@@ -195,7 +195,7 @@ class Layer(BaseModel):
 
     @property
     def date_field(self) -> FieldSpec | None:
-        """The field ``datetime`` queries filter on: ``temporal_field``, else the first date field."""
+        """The field ``datetime`` queries filter on: ``temporal_field``, else the first date."""
         if self.temporal_field is not None:
             return self.field_map[self.temporal_field]
         return next((f for f in self.fields if f.type == "date"), None)
