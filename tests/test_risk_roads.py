@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pyproj
 import pytest
-import rasterio
 import shapely
 from rasterio.transform import from_origin
+from rasters import write_tif
 
 from geo_service.catalogue import Catalogue, Rule
 from geo_service.demo import DemoSummary, build_demo
@@ -64,23 +64,6 @@ def _water(store: Store, *polygons: shapely.Geometry) -> None:
     store.replace("water_bodies", frame)
 
 
-def _write_dem(path: Path, z: np.ndarray, transform: rasterio.Affine, crs: Any = GK) -> Path:
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=z.shape[1],
-        height=z.shape[0],
-        count=1,
-        dtype="float64",
-        crs=crs,
-        transform=transform,
-        nodata=NODATA,
-    ) as dst:
-        dst.write(z, 1)
-    return path
-
-
 def _grid_dem(
     store: Store,
     tmp_path: Path,
@@ -98,7 +81,7 @@ def _grid_dem(
     xx, yy = np.meshgrid(x, y)
     store.put_raster(
         "dem",
-        _write_dem(tmp_path / "dem.tif", height(xx, yy), from_origin(west, north, cell, cell)),
+        write_tif(tmp_path / "dem.tif", height(xx, yy), from_origin(west, north, cell, cell)),
     )
 
 
@@ -287,7 +270,7 @@ def test_a_geographic_dem_gives_the_same_grades(
     _, y = TO_GK.transform(lons, lats)
     gpkg_store.put_raster(
         "dem",
-        _write_dem(
+        write_tif(
             tmp_path / "dem4326.tif",
             _plane(0.05)(lons, y),
             from_origin(west, north, step, step),
@@ -313,7 +296,7 @@ def test_roads_in_two_zones_are_each_measured_in_their_own(
     _, _, metres = geod.inv(np.zeros(rows), np.full(rows, lat0), np.zeros(rows), lat)
     z = np.repeat((500 + 0.05 * np.sign(lat - lat0) * metres)[:, None], cols, axis=1)
     gpkg_store.put_raster(
-        "dem", _write_dem(tmp_path / "two.tif", z, from_origin(west, north, step, step), 4326)
+        "dem", write_tif(tmp_path / "two.tif", z, from_origin(west, north, step, step), 4326)
     )
     roads = []
     for road_id, lon0 in (("west", 112.45), ("east", 112.55)):
@@ -708,7 +691,7 @@ def test_the_same_findings_on_the_embedded_store_and_postgis(
 
 def test_bilinear_heights_between_cell_centres_and_at_nodata(tmp_path: Path) -> None:
     z = np.array([[0.0, 10.0], [20.0, NODATA]])
-    path = _write_dem(tmp_path / "z.tif", z, from_origin(0, 2, 1, 1))
+    path = write_tif(tmp_path / "z.tif", z, from_origin(0, 2, 1, 1))
     # centres at (0.5, 1.5)=0, (1.5, 1.5)=10, (0.5, 0.5)=20; halfway along the top row: 5;
     # within half a cell of the edge: the edge cell; next to the nodata cell: NaN; off: NaN;
     # halfway down the left column the nodata cell has no weight: 10

@@ -21,6 +21,7 @@ import pytest
 import rasterio
 import shapely
 from rasterio.transform import from_origin
+from rasters import write_tif
 
 from geo_service.catalogue import Catalogue, Rule
 from geo_service.demo import build_demo
@@ -47,26 +48,6 @@ def _lonlat(geometry: shapely.Geometry, crs: pyproj.CRS = GK) -> shapely.Geometr
     return shapely.transform(geometry, transformer(crs, WGS84), interleaved=False)
 
 
-def _write_tif(
-    path: Path, z: np.ndarray, transform: rasterio.Affine, crs: Any = GK, nodata: float = NODATA
-) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=z.shape[1],
-        height=z.shape[0],
-        count=1,
-        dtype="float64",
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-    ) as dst:
-        dst.write(z, 1)
-    return path
-
-
 def _dem(
     store: Store,
     tmp_path: Path,
@@ -90,7 +71,7 @@ def _dem(
     if edit is not None:
         edit(z, uu, vv)
     transform = from_origin(X0 + west, Y0 + north, CELL, CELL)
-    store.put_raster("dem", _write_tif(tmp_path / "dem.tif", z, transform))
+    store.put_raster("dem", write_tif(tmp_path / "dem.tif", z, transform))
 
 
 def _plane(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -147,7 +128,7 @@ def _uniform_population(store: Store, tmp_path: Path, per_km2: float) -> None:
     """A 100 m population raster in GK metres, ``per_km2`` persons per km² everywhere."""
     z = np.full((120, 60), per_km2 / 100.0)
     transform = from_origin(X0 - 3_000, Y0 + 2_000, 100.0, 100.0)
-    store.put_raster("population", _write_tif(tmp_path / "pop.tif", z, transform, nodata=-1))
+    store.put_raster("population", write_tif(tmp_path / "pop.tif", z, transform, nodata=-1))
 
 
 def _rule(catalogue: Catalogue, rule_id: str, **params: Any) -> Rule:
@@ -363,14 +344,14 @@ def test_geographic_dem_gives_the_same_path_length(
             west, north = x0 - 30 * CELL - 15, y0 + 10 * CELL + 15
             v = north - (np.arange(n) + 0.5) * CELL - y0
             z = np.repeat((500 + 0.05 * v)[:, None], n, axis=1)
-            path = _write_tif(tmp_path / "proj.tif", z, from_origin(west, north, CELL, CELL))
+            path = write_tif(tmp_path / "proj.tif", z, from_origin(west, north, CELL, CELL))
         else:
             n = 60
             west, north = lon0 - 30.5 * step, lat0 + 10.5 * step
             lats = north - (np.arange(n) + 0.5) * step
             _, _, metres = geod.inv(np.full(n, lon0), np.full(n, lat0), np.full(n, lon0), lats)
             z = np.repeat((500 + 0.05 * np.sign(lats - lat0) * metres)[:, None], n, axis=1)
-            path = _write_tif(
+            path = write_tif(
                 tmp_path / "geo.tif", z, from_origin(west, north, step, step), crs="EPSG:4326"
             )
         gpkg_store.put_raster("dem", path)
@@ -403,7 +384,7 @@ def test_ponds_in_two_zones(gpkg_store: Store, catalogue: Catalogue, tmp_path: P
     z = np.repeat((500 + 0.05 * np.sign(lats - lat0) * metres)[:, None], n_cols, axis=1)
     gpkg_store.put_raster(
         "dem",
-        _write_tif(tmp_path / "geo.tif", z, from_origin(west, north, step, step), crs="EPSG:4326"),
+        write_tif(tmp_path / "geo.tif", z, from_origin(west, north, step, step), crs="EPSG:4326"),
     )
     zones = [metric_crs(lon, lat0) for lon in lons]
     assert zones[0] != zones[1]
@@ -520,7 +501,7 @@ def test_runout_corridor_counts_people_over_the_range(
     z = np.full((100, 20), 1.0)  # 1 person per 100 m cell = 100 per km²
     gpkg_store.put_raster(
         "population",
-        _write_tif(tmp_path / "pop.tif", z, from_origin(X0 - 1_000, Y0 + 500, 100, 100), nodata=-1),
+        write_tif(tmp_path / "pop.tif", z, from_origin(X0 - 1_000, Y0 + 500, 100, 100), nodata=-1),
     )
     result, ctx = _run(gpkg_store, _rule(catalogue, "tailings_runout"))
 
