@@ -11,7 +11,16 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from geo_service import __version__
-from geo_service.api import routes_features, routes_layers, routes_pages, routes_tiles
+from geo_service.api import (
+    routes_basemaps,
+    routes_downloads,
+    routes_features,
+    routes_layers,
+    routes_pages,
+    routes_query,
+    routes_risk,
+    routes_tiles,
+)
 from geo_service.api.errors import install_error_handlers
 from geo_service.assets import STATIC_DIR
 from geo_service.catalogue import load_catalogue
@@ -54,10 +63,15 @@ def create_app(settings: Settings | None = None, *, static_dir: Path | None = No
     )
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)  # the map page shrinks about 8×
+    # risk and downloads first: their paths under /collections/findings/… are more specific
+    app.include_router(routes_risk.router)
+    app.include_router(routes_downloads.router)
     app.include_router(routes_features.router)
+    app.include_router(routes_query.router)
     app.include_router(routes_pages.router)
     app.include_router(routes_layers.router)
     app.include_router(routes_tiles.router)
+    app.include_router(routes_basemaps.router)
     app.add_api_route("/openapi.json", app.openapi, include_in_schema=False)  # FastAPI's usual URL
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")
     return app
