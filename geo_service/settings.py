@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from geo_service.keys import ApiKey, configured_keys
 
 
 class Settings(BaseSettings):
@@ -44,3 +46,25 @@ class Settings(BaseSettings):
         description="Seconds a client may use a tile without asking again (Cache-Control "
         "max-age); 0: clients revalidate each time, answered 304 while the data is unchanged.",
     )
+    # API keys (geo_service.keys): only their SHA-256 is configured, never a key
+    api_keys: list[ApiKey] = Field(
+        default_factory=list,
+        description="API keys as a JSON list of `{name, role, sha256}` (role `viewer`, "
+        "`analyst` or `admin`); `georisk keys new` makes a key and prints its entry.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="A TOML (`[[keys]]` tables) or YAML (`keys:` list) file of more API keys, "
+        "each with name, role and sha256.",
+    )
+    api_read_requires_key: bool = Field(
+        default=False,
+        description="Whether the risk endpoints' reads (lists, progress, findings of a feature) "
+        "also need a key (any role); status changes always need an analyst key.",
+    )
+
+    @model_validator(mode="after")
+    def _api_keys_usable(self) -> Settings:
+        """An unreadable key file, a bad entry or a name used twice stops the start."""
+        configured_keys(self)
+        return self

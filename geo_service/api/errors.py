@@ -24,6 +24,7 @@ class ApiError(Exception):
 
     status_code = 500
     code = "internal_error"
+    headers: tuple[tuple[str, str], ...] = ()  # extra response headers (e.g. WWW-Authenticate)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -54,6 +55,35 @@ class LayerNotFound(NotFound):
         self.layer_id = layer_id
 
 
+class Unauthorized(ApiError):
+    """No API key, or one that is not configured; says how to send one."""
+
+    status_code = 401
+    code = "unauthorized"
+    headers = (("WWW-Authenticate", 'Bearer realm="georisk", ApiKey header="X-API-Key"'),)
+
+
+class Forbidden(ApiError):
+    """A known API key whose role may not do this; the message names the role needed."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class Conflict(ApiError):
+    """A change the resource's state does not allow (e.g. a status move the workflow forbids)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class PreconditionFailed(ApiError):
+    """An ``If-Match`` that names a version the resource no longer has."""
+
+    status_code = 412
+    code = "precondition_failed"
+
+
 class ServiceUnavailable(ApiError):
     """The service cannot answer now; the message says what to do about it."""
 
@@ -77,7 +107,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return _answer(request, exc.status_code, exc.code, exc.message)
+    response = _answer(request, exc.status_code, exc.code, exc.message)
+    response.headers.update(dict(exc.headers))
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
