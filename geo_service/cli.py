@@ -229,7 +229,12 @@ def _serve(ctx: Context, host: str, port: int) -> None:
     import uvicorn
 
     from geo_service.api import create_app
+    from geo_service.webmap.basemap import BasemapError, resolve_basemap
 
+    try:  # a wrong basemap setting stops the start, not the first map request
+        resolve_basemap(ctx.settings)
+    except BasemapError as exc:
+        raise click.UsageError(str(exc)) from None
     ctx.say(f"georisk at http://{host}:{port}/map (Ctrl+C to stop)")
     uvicorn.run(create_app(ctx.settings), host=host, port=port, log_level="warning")
 

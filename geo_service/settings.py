@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geo_service.keys import ApiKey, configured_keys
@@ -61,6 +61,27 @@ class Settings(BaseSettings):
         default=False,
         description="Whether the risk endpoints' reads (lists, progress, findings of a feature) "
         "also need a key (any role); status changes always need an analyst key.",
+    )
+
+    basemap: str = Field(
+        default="none",
+        description="The map's background: `none` (works everywhere); `osm` (OpenStreetMap, "
+        "needs internet); `tianditu` (天地图, needs `tianditu_token`); `url` (the XYZ template "
+        "in `basemap_url`, e.g. an intranet tile server); or the name of an offline tile set in "
+        "`tiles_dir` (`<name>.mbtiles` or an XYZ folder `<name>/{z}/{x}/{y}.png`).",
+    )
+    basemap_url: str | None = Field(
+        default=None,
+        description="XYZ tile URL template for `basemap=url`, e.g. "
+        "`http://tiles.intranet/{z}/{x}/{y}.png`.",
+    )
+    basemap_attribution: str = Field(
+        default="", description="Credit shown on the map for `basemap=url`."
+    )
+    tianditu_token: SecretStr | None = Field(
+        default=None,
+        description="Tianditu (天地图) browser key for `basemap=tianditu`; kept out of code "
+        "and logs (it is sent to browsers in tile URLs, as Tianditu's browser keys are meant to).",
     )
 
     @model_validator(mode="after")

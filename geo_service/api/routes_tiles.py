@@ -444,7 +444,7 @@ def _tile_response(
 ) -> Response:
     """The tile (from the cache, or made), or 304 when the client's copy is current."""
     headers = {"ETag": key.etag, "Cache-Control": _cache_control(settings)}
-    if _matches(request.headers.get("if-none-match"), key.etag):
+    if etag_matches(request.headers.get("if-none-match"), key.etag):
         return Response(status_code=304, headers=headers)
     body = cache.get_or_make(key, make)
     if not body:
@@ -458,7 +458,7 @@ def _key(
     return TileKey(store.data_version(), catalogue.version, kind, layer.id, str(tile), variant)
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
     """Whether ``If-None-Match`` names ``etag`` (weak comparison, as RFC 9110 asks)."""
     if not if_none_match:
         return False

@@ -1,0 +1,1 @@
+"""The interactive risk map: folium page, overlays, controls, basemap, standalone file."""
