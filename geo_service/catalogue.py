@@ -161,6 +161,11 @@ class Layer(BaseModel):
         description="The date field that `datetime` queries filter on; default: the first date "
         "field.",
     )
+    category_field: str | None = Field(
+        default=None,
+        description="The field a buffer query's summary counts features by (e.g. a target's "
+        "`category`, a hazard's `risk_class`); none: features are only counted.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Layer:
@@ -183,6 +188,13 @@ class Layer(BaseModel):
             or self.field_map[self.temporal_field].type != "date"
         ):
             raise ValueError(f"temporal_field {self.temporal_field!r} is not a date field")
+        if self.category_field is not None and (
+            self.category_field not in self.field_map
+            or self.field_map[self.category_field].type not in ("string", "integer", "boolean")
+        ):
+            raise ValueError(
+                f"category_field {self.category_field!r} is not a text, integer or boolean field"
+            )
         rule_ids = [r.id for r in self.rules]
         if len(set(rule_ids)) != len(rule_ids):
             raise ValueError("duplicate rule ids")

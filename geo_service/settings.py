@@ -31,6 +31,25 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of layer files (*.yaml); default: the catalogue shipped with georisk.",
     )
+    query_max_distance_m: float = Field(
+        default=50_000,
+        gt=0,
+        description="Largest `distance_m` a buffer or proximity query accepts (metres); "
+        "beyond it the query is refused (400).",
+    )
+    query_max_features: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most features a buffer query answers; when more lie within the distance "
+        "the query is refused (413), never cut short: ask for fewer collections, a filter or "
+        "a shorter distance.",
+    )
+    query_max_pairs: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most pairs a proximity query (`/query/near`) finds before paging; past it "
+        "the query is refused (413).",
+    )
     tiles_dir: Path = Field(
         default=Path("tiles"),
         description="Folder of built tile sets: `georisk tiles build` writes <layer>.mbtiles here.",

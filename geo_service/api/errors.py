@@ -55,6 +55,13 @@ class LayerNotFound(NotFound):
         self.layer_id = layer_id
 
 
+class TooLarge(ApiError):
+    """An answer larger than the service's configured cap; the message says how to narrow it."""
+
+    status_code = 413
+    code = "too_large"
+
+
 class Unauthorized(ApiError):
     """No API key, or one that is not configured; says how to send one."""
 
