@@ -1,6 +1,7 @@
 """georisk: hazards beside people, on a map, graded in four colours.
 
-The public API: the layer catalogue, the stores, import and validation, and metric helpers.
+The public API: the layer catalogue, the stores, import and validation, metric helpers, and
+buffer and proximity queries.
 Names load on first use, so ``georisk --help`` starts without geopandas.
 """
 
@@ -23,19 +24,27 @@ _EXPORTS = {
     "open_store": "geo_service.store",
     "import_file": "geo_service.importer",
     "validate_file": "geo_service.importer",
+    "BufferResult": "geo_service.query",
+    "NearPairs": "geo_service.query",
+    "buffer_query": "geo_service.query",
+    "near_pairs": "geo_service.query",
 }
 
 __all__ = [
+    "BufferResult",
     "Catalogue",
     "Layer",
+    "NearPairs",
     "Settings",
     "Store",
     "__version__",
     "buffer_m",
+    "buffer_query",
     "distance_m",
     "import_file",
     "load_catalogue",
     "metric_crs",
+    "near_pairs",
     "open_store",
     "validate_file",
 ]
@@ -44,6 +53,7 @@ if TYPE_CHECKING:
     from geo_service.catalogue import Catalogue, Layer, load_catalogue
     from geo_service.importer import import_file, validate_file
     from geo_service.metric import buffer_m, distance_m, metric_crs
+    from geo_service.query import BufferResult, NearPairs, buffer_query, near_pairs
     from geo_service.settings import Settings
     from geo_service.store import Store, open_store
 
