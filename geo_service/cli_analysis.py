@@ -50,14 +50,14 @@ def analyze_command(ctx: Context, rules: str | None) -> None:
 
 
 @click.command("export")
-@click.argument("what", type=click.Choice(["findings", "measures"]))
+@click.argument("layer_id", metavar="LAYER")
 @click.option(
     "-f",
     "--format",
     "fmt",
-    type=click.Choice(["geojson", "csv", "xlsx"]),
-    default="xlsx",
-    show_default=True,
+    type=click.Choice(["geojson", "gpkg", "csv", "ndjson", "xlsx"]),
+    help="File format. Default: xlsx for the findings and measures lists; for a layer the "
+    "output file's extension (.geojson, .gpkg, .csv, .ndjson), else geojson.",
 )
 @click.option(
     "-o",
@@ -66,23 +66,96 @@ def analyze_command(ctx: Context, rules: str | None) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="File to write.",
 )
-@click.option("--status", help="Only these statuses (comma-separated).")
-@click.option("--admin", help="Only this admin area (a code; 330100 takes every 3301xx).")
-@click.option("--overdue", is_flag=True, help="Only entries past their deadline.")
+@click.option(
+    "--filter",
+    "cql",
+    help="Only the features this CQL2 filter selects (text, or JSON when it starts with `{`), "
+    'e.g. "major_hazard_grade <= 2".',
+)
+@click.option("--bbox", help="Only the features intersecting minlon,minlat,maxlon,maxlat.")
+@click.option("--status", help="Lists: only these statuses (comma-separated).")
+@click.option("--admin", help="Lists: only this admin area (a code; 330100 takes every 3301xx).")
+@click.option("--overdue", is_flag=True, help="Lists: only entries past their deadline.")
 @click.option(
     "--today",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="The day overdue is measured against (default: today).",
+    help="Lists: the day overdue is measured against (default: today).",
 )
 @click.option(
     "--lang",
     type=click.Choice(["zh", "en"]),
-    default="zh",
-    show_default=True,
-    help="Language of the spreadsheet column titles and values.",
+    help="Lists: language of the spreadsheet column titles and values (default: zh).",
 )
 @pass_obj
 def export_command(
+    ctx: Context,
+    layer_id: str,
+    fmt: str | None,
+    output: Path,
+    cql: str | None,
+    bbox: str | None,
+    status: str | None,
+    admin: str | None,
+    overdue: bool,
+    today: Any,
+    lang: str | None,
+) -> None:
+    """Write vector layer LAYER (or the features --filter and --bbox select) to a file.
+
+    Any vector layer exports as GeoJSON (RFC 7946), GeoPackage, CSV or NDJSON, written in
+    constant memory whatever its size. `findings` and `measures` export, by default, as the
+    hidden-danger and measures lists, with the list options (--status, --admin, --overdue,
+    --today, --lang): XLSX holds a sheet per list and the progress by area and by phase, CSV one
+    row per entry, GeoJSON is for maps. With -f gpkg/ndjson, --filter or --bbox they export as
+    layers.
+    """
+    list_options = {
+        "--status": status,
+        "--admin": admin,
+        "--overdue": overdue or None,
+        "--today": today,
+        "--lang": lang,
+    }
+    given = [name for name, value in list_options.items() if value is not None]
+    as_list = layer_id in _LISTS and fmt in (None, "geojson", "csv", "xlsx")
+    if as_list and not (cql or bbox):
+        _export_list(ctx, layer_id, fmt or "xlsx", output, status, admin, overdue, today, lang)
+        return
+    if given:
+        raise click.UsageError(
+            f"{', '.join(given)}: only for the findings and measures lists "
+            f"(not with --filter/--bbox, -f gpkg/ndjson, or layer {layer_id!r})"
+        )
+    if fmt == "xlsx":
+        raise click.BadParameter(
+            "xlsx: only the findings and measures lists export as XLSX; layers as geojson, "
+            "gpkg, csv or ndjson",
+            param_hint="-f",
+        )
+    _export_layer(ctx, layer_id, fmt or _format_of(output), output, cql, bbox)
+
+
+def _export_layer(
+    ctx: Context,
+    layer_id: str,
+    fmt: str,
+    output: Path,
+    cql: str | None,
+    bbox: str | None,
+) -> None:
+    from geo_service.api.downloads import ExportError, FormatName, export_layer
+
+    with ctx.open_store() as store:
+        try:
+            count = export_layer(
+                store, layer_id, output, cast(FormatName, fmt), filter=cql, bbox=bbox
+            )
+        except ExportError as exc:  # an unknown layer, a bad filter, a path not writable
+            raise click.UsageError(str(exc)) from None
+    ctx.say(f"{output}: {count} features of {layer_id}")
+
+
+def _export_list(
     ctx: Context,
     what: str,
     fmt: str,
@@ -91,13 +164,8 @@ def export_command(
     admin: str | None,
     overdue: bool,
     today: Any,
-    lang: str,
+    lang: str | None,
 ) -> None:
-    """Write the hidden-danger list (findings) or the measures list to a file.
-
-    XLSX holds a sheet per list and the progress by area and by phase; CSV is one row per entry;
-    GeoJSON (RFC 7946) is for maps.
-    """
     from geo_service.risk.exports import Format, Lang, ListFilter, export_findings, export_measures
 
     filters = ListFilter(
@@ -109,10 +177,15 @@ def export_command(
     write = export_findings if what == "findings" else export_measures
     with ctx.open_store() as store:
         try:
-            count = write(store, output, cast(Format, fmt), filters, lang=cast(Lang, lang))
+            count = write(store, output, cast(Format, fmt), filters, lang=cast(Lang, lang or "zh"))
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--status") from None
     ctx.say(f"{output}: {count} {what}")
+
+
+def _format_of(output: Path) -> str:
+    """The layer format a file name implies: its extension when known, else geojson."""
+    return _SUFFIX_FORMATS.get(output.suffix.lower(), "geojson")
 
 
 @click.group("findings")
@@ -207,6 +280,16 @@ ANALYSIS_COMMANDS: tuple[click.Command, ...] = (
     rules_command,
 )
 _CLASSES = ("red", "orange", "yellow", "blue")
+_LISTS = ("findings", "measures")
+_SUFFIX_FORMATS = {
+    ".geojson": "geojson",
+    ".json": "geojson",
+    ".gpkg": "gpkg",
+    ".csv": "csv",
+    ".ndjson": "ndjson",
+    ".geojsonl": "ndjson",
+    ".jsonl": "ndjson",
+}
 
 
 def _names(text: str | None) -> list[str] | None:

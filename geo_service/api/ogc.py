@@ -15,6 +15,7 @@ from fastapi import Request
 
 from geo_service.api.cql import queryable_fields
 from geo_service.api.crs import STORAGE_CRS, SUPPORTED
+from geo_service.api.downloads import FORMATS
 from geo_service.api.params import MEDIA_TYPES, OPENAPI_MEDIA_TYPE, SCHEMA_MEDIA_TYPE
 from geo_service.catalogue import Catalogue, FieldSpec, Layer
 from geo_service.store import BBox
@@ -124,8 +125,22 @@ def collection(
             link(url(request, f"{base}/queryables"), "queryables", SCHEMA_MEDIA_TYPE),
             # GDAL types the fields of a collection by this (its rel spelled as GDAL matches it)
             link(url(request, f"{base}/schema"), "describedBy", SCHEMA_MEDIA_TYPE),
+            *download_links(request, layer),
         ],
     }
+
+
+def download_links(request: Request, layer: Layer) -> list[dict[str, str]]:
+    """``enclosure`` links to the whole layer as a file in each download format."""
+    return [
+        link(
+            url(request, f"/collections/{layer.id}/download", f=fmt.name),
+            "enclosure",
+            fmt.media_type,
+            f"The whole layer ({fmt.title})",
+        )
+        for fmt in FORMATS.values()
+    ]
 
 
 def collections(request: Request, documents: list[dict[str, Any]], current: str) -> dict[str, Any]:

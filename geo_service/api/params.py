@@ -86,8 +86,11 @@ CrsParam = Annotated[
 
 
 @dataclass
-class ItemsQuery:
-    """Which features of a collection to return, and how (OGC API – Features Parts 1, 2, 3)."""
+class FilterQuery:
+    """Which features of a collection to select, and how (OGC API – Features Parts 2, 3).
+
+    Shared by the items pages and the downloads (``geo_service.api.routes_downloads``).
+    """
 
     bbox: Annotated[
         str | None,
@@ -106,13 +109,6 @@ class ItemsQuery:
         ),
     ] = None
     crs: CrsParam = None
-    limit: Annotated[
-        int,
-        Query(ge=1, le=MAX_LIMIT, description=f"At most this many features (1 to {MAX_LIMIT})."),
-    ] = DEFAULT_LIMIT
-    offset: Annotated[
-        int, Query(ge=0, description="Skip this many matching features first (paging).")
-    ] = 0
     filter: Annotated[
         str | None,
         Query(
@@ -154,6 +150,19 @@ class ItemsQuery:
             "`2022-01-01/2022-12-31`, `../2022-12-31`, `2022-01-01/..`.",
         ),
     ] = None
+
+
+@dataclass
+class ItemsQuery(FilterQuery):
+    """Which features of a collection to return, and how (OGC API – Features Parts 1, 2, 3)."""
+
+    limit: Annotated[
+        int,
+        Query(ge=1, le=MAX_LIMIT, description=f"At most this many features (1 to {MAX_LIMIT})."),
+    ] = DEFAULT_LIMIT
+    offset: Annotated[
+        int, Query(ge=0, description="Skip this many matching features first (paging).")
+    ] = 0
     result_type: Annotated[
         Literal["results", "hits"],
         Query(
@@ -181,15 +190,18 @@ class Selection:
     crs: str
 
 
-def selection(layer: Layer, query: ItemsQuery, request: Request) -> Selection:
-    """Check every parameter against the layer; 400 naming the first bad one."""
+def selection(layer: Layer, query: FilterQuery, request: Request | None) -> Selection:
+    """Check every parameter against the layer; 400 naming the first bad one.
+
+    The request's other query parameters are property filters; without a request (the CLI)
+    there are none.
+    """
     crs = parse_crs(query.crs, "crs")
     bbox_crs = parse_crs(query.bbox_crs, "bbox-crs")
     bbox = None if query.bbox is None else parse_bbox(query.bbox, bbox_crs)
+    pairs = [] if request is None else request.query_params.multi_items()
     by_property = [
-        property_filter(layer, name, value)
-        for name, value in request.query_params.multi_items()
-        if name not in RESERVED
+        property_filter(layer, name, value) for name, value in pairs if name not in RESERVED
     ]
     cql = None
     if query.filter is not None:
