@@ -21,6 +21,7 @@ from geo_service.cli_analysis import ANALYSIS_COMMANDS
 from geo_service.cli_query import query_group
 from geo_service.settings import Settings
 from geo_service.tiles_build import tiles_command
+from geo_service.webmap.command import map_command
 
 if TYPE_CHECKING:
     from geo_service.catalogue import Layer
@@ -224,6 +225,7 @@ cli.add_command(assets_command)
 for command in ANALYSIS_COMMANDS:  # analyze, export, findings, measures, rules
     cli.add_command(command)
 cli.add_command(tiles_command)
+cli.add_command(map_command)
 cli.add_command(query_group)
 
 

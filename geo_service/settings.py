@@ -65,6 +65,36 @@ class Settings(BaseSettings):
         description="Seconds a client may use a tile without asking again (Cache-Control "
         "max-age); 0: clients revalidate each time, answered 304 while the data is unchanged.",
     )
+    map_inline_max_features: int = Field(
+        default=2000,
+        ge=0,
+        description="The map writes a layer into its page only up to this many features; a "
+        "larger layer comes as vector tiles, so the page stays light whatever the data size.",
+    )
+    map_inline_max_bytes: int = Field(
+        default=600_000,
+        ge=0,
+        description="Bytes of GeoJSON the map page may hold in all (smallest layers first); "
+        "layers past this budget come as vector tiles.",
+    )
+    map_standalone_max_features: int = Field(
+        default=5000,
+        ge=1,
+        description="Features per layer written into a standalone map file (`georisk map -o`), "
+        "which has no server to draw tiles; its layer control says `first N of M`.",
+    )
+    map_heat_max_points: int = Field(
+        default=1500,
+        ge=1,
+        description="Points of the map's population heat layer (the raster is read coarser "
+        "until it fits).",
+    )
+    map_marker_buffer_m: float = Field(
+        default=500,
+        gt=0,
+        description="Distance (m) around a point placed with the map's drawing tool that the "
+        "buffer query searches.",
+    )
     # API keys (geo_service.keys): only their SHA-256 is configured, never a key
     api_keys: list[ApiKey] = Field(
         default_factory=list,

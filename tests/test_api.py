@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from geojson_pydantic import FeatureCollection
 from shapely.geometry import LineString, Point, Polygon
 
 from geo_service.api import create_app
-from geo_service.api.map_page import VENDOR_CSS, VENDOR_JS
 from geo_service.assets import STATIC_DIR, fetch_assets
 from geo_service.catalogue import load_catalogue
 from geo_service.settings import Settings
@@ -187,51 +185,11 @@ def test_landing_page_lists_layers_and_links(client: TestClient) -> None:
             assert f'href="/layers/{layer.id}.geojson"' in page
 
 
-def _in_page(text: str, page: str) -> bool:
-    """Whether ``text`` is on the page, as it is or JSON-escaped inside a script."""
-    return text in page or json.dumps(text)[1:-1] in page
-
-
 def _external_links(page: str) -> list[str]:
     """src/href of every script, stylesheet or image that is not served by georisk itself."""
     tags = re.findall(r"<(?:script|link|img)\b[^>]*>", page)
     urls = [u for tag in tags for u in re.findall(r'(?:src|href)\s*=\s*["\']([^"\']+)', tag)]
     return [u for u in urls if not u.startswith("/") or u.startswith("//")]
-
-
-@pytest.mark.parametrize("lang", ["zh", "en"])
-def test_map_page_is_offline_and_names_every_layer(client: TestClient, lang: str) -> None:
-    response = client.get("/map", params={"lang": lang})
-    assert response.status_code == 200
-    page = response.text
-    assert _external_links(page) == []
-    assert not re.search(r"https?://", page), "no URL to any other host"
-    for _, path in VENDOR_JS + VENDOR_CSS:
-        assert f"/static/vendor/{path}" in page
-        assert client.get(f"/static/vendor/{path}").status_code == 200
-    for layer in load_catalogue().vector_layers:
-        assert _in_page(getattr(layer.title, lang), page)
-    field_title = "重大危险源等级" if lang == "zh" else "Major hazard source grade"
-    assert _in_page(field_title, page)
-    # coordinates rounded to 6 decimals, null properties dropped
-    assert "116.401235" in page and "116.40123456789" not in page
-    assert '"relocation_deadline": null' not in page
-
-
-def test_map_page_default_language_is_chinese(client: TestClient) -> None:
-    page = client.get("/map").text
-    assert _in_page("危险化学品生产企业 (3)", page)
-
-
-def test_map_page_caps_features_per_layer(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from geo_service.api import map_page
-
-    monkeypatch.setattr(map_page, "MAX_FEATURES", 2)
-    page = client.get("/map").text
-    assert _in_page("危险化学品生产企业 (前 2 / 共 3)", page)
-    assert '"p3"' not in page
 
 
 def test_map_page_with_a_bad_lang_is_a_422_naming_it(client: TestClient) -> None:

@@ -10,19 +10,22 @@ from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from geo_service import __version__
-from geo_service.api.deps import LangDep, StaticDirDep, StoreDep
+from geo_service.api.deps import LangDep, SettingsDep, StaticDirDep, StoreDep
 from geo_service.api.errors import AssetsMissing
-from geo_service.api.map_page import VENDOR_CSS, VENDOR_JS, read_map_layers, render_map
 from geo_service.assets import FETCH_HINT, missing_files, vendor_url
 from geo_service.catalogue import Catalogue
 from geo_service.store import Store
+
+# modules, not names: the map imports API helpers, so `georisk map` enters this cycle from
+# the other side
+from geo_service.webmap import page as webmap_page
+from geo_service.webmap import vendor as webmap_vendor
 
 router = APIRouter()
 
 _templates = Environment(
     loader=PackageLoader("geo_service.api", "templates"), autoescape=select_autoescape()
 )
-_MAP_FILES = [path for _, path in VENDOR_JS + VENDOR_CSS]
 _DOCS_JS = "swagger-ui-dist/swagger-ui-bundle.js"
 _DOCS_CSS = "swagger-ui-dist/swagger-ui.css"
 _DOCS_ICON = "swagger-ui-dist/favicon-32x32.png"
@@ -51,10 +54,17 @@ def index_page(store: Store, catalogue: Catalogue) -> HTMLResponse:
     response_class=HTMLResponse,
     responses={503: {"description": "The map's front-end files are not installed"}},
 )
-def map_page(store: StoreDep, static_dir: StaticDirDep, lang: LangDep = "zh") -> HTMLResponse:
-    """Every vector layer on one map, toggleable; popups titled in Chinese or English."""
-    _require(static_dir, _MAP_FILES, "the map's")
-    return HTMLResponse(render_map(read_map_layers(store), lang))
+def map_page(
+    store: StoreDep, settings: SettingsDep, static_dir: StaticDirDep, lang: LangDep = "zh"
+) -> HTMLResponse:
+    """The risk map: every layer toggleable, in its risk colours, popups in Chinese or English.
+
+    With a legend, the findings summary, the risk surface, population heat, search, measure and
+    a drawing tool that runs a buffer query. Large layers come as vector tiles: the page stays
+    light whatever the data size.
+    """
+    _require(static_dir, webmap_vendor.map_files(), "the map's")
+    return HTMLResponse(webmap_page.render_map(store, settings, lang))
 
 
 @router.get("/docs", include_in_schema=False, response_class=HTMLResponse)
