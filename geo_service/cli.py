@@ -18,6 +18,7 @@ import click
 
 from geo_service.assets import assets_command
 from geo_service.cli_analysis import ANALYSIS_COMMANDS
+from geo_service.cli_keys import keys_command
 from geo_service.cli_query import query_group
 from geo_service.settings import Settings
 from geo_service.tiles_build import tiles_command
@@ -225,6 +226,7 @@ cli.add_command(assets_command)
 for command in ANALYSIS_COMMANDS:  # analyze, export, findings, measures, rules
     cli.add_command(command)
 cli.add_command(tiles_command)
+cli.add_command(keys_command)
 cli.add_command(map_command)
 cli.add_command(query_group)
 

@@ -100,10 +100,11 @@ def configured_keys(settings: Settings) -> tuple[ApiKey, ...]:
     Raises ``KeyConfigError`` naming the file and the entry for an unreadable file, a bad entry,
     one name with two keys, or one key under two names.
     """
-    keys = list(settings.api_keys)
+    keys, where = list(settings.api_keys), "GEORISK_API_KEYS"
     if settings.api_keys_file is not None:
         keys += read_key_file(settings.api_keys_file)
-    return _checked(keys)
+        where += f" and {settings.api_keys_file}"
+    return _checked(keys, where)
 
 
 def read_key_file(path: Path) -> list[ApiKey]:
@@ -144,16 +145,18 @@ def _entry(path: Path, position: int, entry: Any) -> ApiKey:
         raise KeyConfigError(f"API key file {path}, key {position}: {problems}") from None
 
 
-def _checked(keys: Iterable[ApiKey]) -> tuple[ApiKey, ...]:
+def _checked(keys: Iterable[ApiKey], where: str) -> tuple[ApiKey, ...]:
     """The keys, each once; one name with two keys or one key with two names is refused."""
     by_name: dict[str, ApiKey] = {}
     by_hash: dict[str, ApiKey] = {}
     for key in keys:
         if by_name.get(key.name, key) != key:
-            raise KeyConfigError(f"API key name {key.name!r} is configured twice, differently")
+            raise KeyConfigError(f"API key name {key.name!r} is configured twice ({where})")
         if by_hash.get(key.sha256, key) != key:
             other = by_hash[key.sha256].name
-            raise KeyConfigError(f"one API key is configured as both {other!r} and {key.name!r}")
+            raise KeyConfigError(
+                f"one API key is configured as both {other!r} and {key.name!r} ({where})"
+            )
         by_name[key.name] = by_hash[key.sha256] = key
     return tuple(by_name.values())
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -14,6 +19,7 @@ import pandas as pd
 import pytest
 import rasterio
 import shapely
+import uvicorn
 from affine import Affine
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -133,6 +139,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     ):
         report.outcome = "failed"
         report.longrepr = f"a PostGIS test may not be skipped ({report.longrepr})"
+
+
+# -- a live server for real HTTP clients -------------------------------------------------------
+
+
+@contextmanager
+def live_server(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port in a background thread; yields its URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 # -- frames and rasters for the store tests ----------------------------------------------------

@@ -36,6 +36,7 @@ from geo_service.api.encode import (
     page_document,
 )
 from geo_service.api.errors import BadRequest, LayerNotFound, NotFound
+from geo_service.api.etags import feature_etag
 from geo_service.api.params import (
     MEDIA_TYPES,
     SCHEMA_MEDIA_TYPE,
@@ -270,7 +271,9 @@ def item(
         titles = {spec.name: f"{spec.title.zh} · {spec.title.en}" for spec in layer.fields}
         document = {"links": feature["links"]}
         return _html("ogc_item.html", document, feature=feature, layer=layer, titles=titles)
-    return _json(feature, MEDIA_TYPES[fmt], content_crs(target))
+    # the stored version, whatever the format: a change may be sent with If-Match (routes_risk)
+    headers = content_crs(target) | {"ETag": feature_etag(layer, frame)}
+    return _json(feature, MEDIA_TYPES[fmt], headers)
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -83,12 +83,23 @@ _MAX_WIDTH, _MIN_WIDTH = 60, 6
 
 @dataclass(frozen=True)
 class ListFilter:
-    """Which entries to export: by status, admin area (a code or its prefix), overdue."""
+    """Which entries to export.
+
+    By status, admin area (a code or its prefix), overdue, rule, hazard layer (for measures:
+    the rules that layer declares) and risk class (findings only).
+    """
 
     status: Sequence[str] = ()
     admin: str | None = None
     overdue: bool = False
     today: date | None = None
+    rule: str | None = None
+    layer: str | None = None
+    risk_class: Sequence[str] = ()
+
+
+class ListFilterError(ValueError):
+    """A filter value the list cannot have; the message names the filter and the value."""
 
 
 def export_findings(
@@ -124,17 +135,21 @@ def export_measures(
 def select(store: Store, layer_id: str, filters: ListFilter) -> gpd.GeoDataFrame:
     """The entries of a list that pass ``filters``, in the order planners read them."""
     layer = store.layer(layer_id)
+    _check_values(layer, "status", filters.status)
+    _check_values(layer, "risk_class", filters.risk_class)
+    rules = _rules(store, filters)
     frame = store.read(layer_id)
-    allowed = [str(v) for v in layer.field_map["status"].enum or ()]
-    wrong = sorted(set(filters.status) - set(allowed))
-    if wrong:
-        raise ValueError(
-            f"unknown status {', '.join(wrong)}; a {layer_id} status is one of: "
-            f"{', '.join(allowed)}"
-        )
     keep = np.ones(len(frame), dtype=bool)
     if filters.status:
         keep &= frame["status"].isin(list(filters.status)).to_numpy()
+    if filters.risk_class:
+        keep &= frame["risk_class"].isin(list(filters.risk_class)).to_numpy()
+    if filters.rule:
+        keep &= frame["rule"].isin([filters.rule]).to_numpy()
+    if filters.layer and layer_id == FINDINGS:
+        keep &= frame["hazard_layer"].isin([filters.layer]).to_numpy()
+    elif filters.layer:
+        keep &= frame["rule"].isin(rules).to_numpy()
     if filters.admin:
         prefix = _admin_prefix(filters.admin)
         keep &= frame["admin_code"].fillna("").astype(str).str.startswith(prefix).to_numpy()
@@ -356,6 +371,36 @@ def _json_value(spec: FieldSpec, value: Any) -> Any:
     if spec.type == "geometry":
         return json.loads(shapely.to_geojson(value))
     return value
+
+
+def _check_values(layer: Layer, name: str, values: Sequence[str]) -> None:
+    """``ListFilterError`` naming the values of ``values`` that the field ``name`` cannot hold."""
+    if not values:
+        return
+    spec = layer.field_map.get(name)
+    if spec is None:
+        raise ListFilterError(f"{name} filters other lists; {layer.id} entries have no {name}")
+    allowed = [str(v) for v in spec.enum or ()]
+    wrong = sorted(set(values) - set(allowed))
+    if wrong:
+        raise ListFilterError(
+            f"unknown {name} {', '.join(wrong)}; a {layer.id} {name} is one of: "
+            f"{', '.join(allowed)}"
+        )
+
+
+def _rules(store: Store, filters: ListFilter) -> list[str]:
+    """The rules the ``layer`` filter stands for; ``ListFilterError`` for an unknown rule/layer."""
+    catalogue = store.catalogue
+    known = [rule.id for _, rule in catalogue.rules]
+    if filters.rule and filters.rule not in known:
+        raise ListFilterError(f"unknown rule {filters.rule!r}; rules: {', '.join(sorted(known))}")
+    if filters.layer and filters.layer not in catalogue:
+        hazards = sorted({layer.id for layer, _ in catalogue.rules})
+        raise ListFilterError(
+            f"unknown layer {filters.layer!r}; layers with rules: {', '.join(hazards)}"
+        )
+    return [rule.id for layer, rule in catalogue.rules if layer.id == filters.layer]
 
 
 def _overdue(frame: pd.DataFrame, layer_id: str, today: date | None) -> pd.Series:
