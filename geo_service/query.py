@@ -275,7 +275,8 @@ def near_pairs(
     source = _collections(store.catalogue, [from_layer], "from")[0]
     target = _collections(store.catalogue, [to_layer], "to")[0]
     wanted_from, wanted_to = _wanted(source), _wanted(target)
-    sources = _read(store, source, None, _filter(source, from_filter, filter_lang), wanted_from)
+    from_node = _filter(source, from_filter, filter_lang, "from-filter")
+    sources = _read(store, source, None, from_node, wanted_from)
     to_node = _filter(target, filter, filter_lang)
     reach = distance * (1 + _MARGIN) + _MARGIN_M
     geometry = sources.geometry
@@ -390,7 +391,10 @@ def _collections(
 
 
 def _filter(
-    layer: Layer, text: str | Mapping[str, Any] | None, lang: str | None
+    layer: Layer,
+    text: str | Mapping[str, Any] | None,
+    lang: str | None,
+    parameter: str = "filter",
 ) -> ast.AstType | None:
     """The CQL2 filter checked against ``layer``; ``QueryError`` naming the collection if bad."""
     from geo_service.api.cql import parse_filter
@@ -406,7 +410,8 @@ def _filter(
         return parse_filter(layer, text, "cql2-json" if lang == "cql2-json" else "cql2-text")
     except ApiError as exc:
         where = "" if layer.id in exc.message else f" (in collection {layer.id!r})"
-        raise QueryError(exc.message + where) from None
+        named = "" if parameter == "filter" else f"{parameter}: "
+        raise QueryError(named + exc.message + where) from None
 
 
 def _reach(geometries: gpd.GeoSeries, distance: float) -> gpd.GeoSeries:

@@ -310,6 +310,8 @@ def test_near_pairs_between_two_layers(store: Store) -> None:
             < 1e-9
         )
         assert GEOD.geometry_length(row.geometry) == pytest.approx(row.distance_m, rel=1e-3)
+    none = near_pairs(store, "chemical_plants", "protection_targets", 700)
+    assert (none.summary["pairs"], none.to_geojson()) == (0, [])
     schools = near_pairs(
         store, "chemical_plants", "protection_targets", 1000, "category = 'school'"
     )
@@ -584,6 +586,11 @@ BAD_GETS = [
         "nope",
     ),
     ("/query/near", {"to": "buildings", "distance_m": 10}, "from"),
+    (
+        "/query/near",
+        {"from": "mines", "to": "buildings", "distance_m": 10, "from-filter": "nope = 1"},
+        "from-filter",
+    ),
 ]
 
 
