@@ -286,6 +286,24 @@ def test_sortby_properties_and_crs_apply_as_on_the_items_pages(
     assert frame.geometry[0].equals_exact(expected, 1e-3)
 
 
+def test_items_pages_come_as_geopackage_too(client: TestClient, tmp_path: Path) -> None:
+    params = {"filter": "size = 'small'", "limit": 700, "offset": 300}
+    response = client.get("/collections/chemical_plants/items", params={"f": "gpkg", **params})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/geopackage+sqlite3"
+    assert 'filename="chemical_plants.gpkg"' in response.headers["content-disposition"]
+    frame = read_gpkg(response.content, tmp_path)
+    assert_plants(frame.to_dict("records"), item_ids(client, **params))
+    by_accept = client.get(
+        "/collections/chemical_plants/items",
+        params={"limit": 5},
+        headers={"Accept": "application/geopackage+sqlite3"},
+    )
+    assert len(read_gpkg(by_accept.content, tmp_path)) == 5
+    page = client.get("/collections/chemical_plants/items", params={"limit": 5}).json()
+    assert any(link["type"] == "application/geopackage+sqlite3" for link in page["links"])
+
+
 # -- links and errors -----------------------------------------------------------------------
 
 

@@ -34,13 +34,14 @@ MEDIA_TYPES = {
     "html": "text/html",
     "csv": "text/csv",
     "ndjson": "application/x-ndjson",
+    "gpkg": "application/geopackage+sqlite3",
 }
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 SCHEMA_MEDIA_TYPE = "application/schema+json"
 
 Format = Literal["json", "html"]
 ItemFormat = Literal["geojson", "json", "html"]
-ItemsFormat = Literal["geojson", "json", "html", "csv", "ndjson"]
+ItemsFormat = Literal["geojson", "json", "html", "csv", "ndjson", "gpkg"]
 
 _F_DESCRIPTION = (
     "Response format; without it the `Accept` header decides ({}), and JSON is the default."

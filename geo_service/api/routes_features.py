@@ -2,7 +2,7 @@
 
 Parts 1 (core, GeoJSON, HTML, OpenAPI 3.0), 2 (CRS) and 3 (queryables, CQL2 filters). Formats
 by ``f`` or by the ``Accept`` header (GDAL, QGIS and OWSLib send no ``f``): JSON/GeoJSON by
-default, HTML for browsers, CSV and NDJSON for items. An items page is one store query;
+default, HTML for browsers, CSV, NDJSON and GeoPackage for items. An items page is one store query;
 ``numberMatched`` is exact up to 10,000 matches and estimated past that on PostGIS. Large
 results stream in constant memory. Every client mistake is a 400 naming the parameter (query
 parameters this API does not know included), an unknown collection or feature a 404.
@@ -25,6 +25,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pygeofilter import ast
 
 from geo_service.api import ogc
+from geo_service.api.attachments import geopackage_response
 from geo_service.api.crs import content_crs, parse_crs
 from geo_service.api.deps import CatalogueDep, StoreDep
 from geo_service.api.encode import (
@@ -81,7 +82,7 @@ _templates = Environment(
     loader=PackageLoader("geo_service.api", "templates"), autoescape=select_autoescape()
 )
 _JSON_OR_HTML = ("json", "html")
-_ITEMS_FORMATS = ("geojson", "json", "html", "csv", "ndjson")
+_ITEMS_FORMATS = ("geojson", "json", "html", "csv", "ndjson", "gpkg")
 _ITEM_FORMATS = ("geojson", "json", "html")
 _VARY = {"Vary": "Accept"}  # the same URL answers JSON or HTML by the Accept header
 
@@ -199,7 +200,7 @@ def items(
 
     Filters: ``bbox``, a CQL2 ``filter``, property values (``name=value`` for any queryable)
     and ``datetime``. Past 1,000 features GeoJSON streams, as CSV and NDJSON always do, in
-    constant memory.
+    constant memory; a GeoPackage page is written to a temporary file first.
     """
     fmt = negotiate(request, f, _ITEMS_FORMATS)
     chosen = selection(layer, query, request)
@@ -213,10 +214,12 @@ def items(
     if query.result_type == "hits":
         hits = store.query(layer.id, **ask, limit=0, exact_count=True)
         return _json(page_document([], hits.number_matched, []), MEDIA_TYPES["geojson"], headers)
-    if fmt in ("csv", "ndjson"):
+    if fmt in ("csv", "ndjson", "gpkg"):
         chunks = store.iter_query(
             layer.id, **ask, limit=query.limit, offset=query.offset, chunk_size=CHUNK
         )
+        if fmt == "gpkg":  # a file (SQLite), not a stream: built first, deleted once sent
+            return geopackage_response(layer, chunks, chosen, f"{layer.id}.gpkg", headers)
         encoder = csv_stream if fmt == "csv" else ndjson_stream
         body = encoder(layer, _primed(chunks), chosen.crs, chosen.properties)
         return StreamingResponse(body, media_type=MEDIA_TYPES[fmt], headers=headers | _VARY)
