@@ -327,6 +327,17 @@ def test_collections_link_every_download_as_an_enclosure(client: TestClient) -> 
     assert response.status_code == 200 and len(csv_rows(response.content)) == N
 
 
+def test_every_download_parameter_is_documented(client: TestClient) -> None:
+    operation = client.get("/api").json()["paths"]["/collections/{collection_id}/download"]["get"]
+    params = {p["name"]: p for p in operation["parameters"]}
+    for name in ["f", "bbox", "bbox-crs", "crs", "filter", "filter-lang", "filter-crs"]:
+        assert params[name].get("description"), name
+    for name in ["sortby", "properties", "datetime", "collection_id"]:
+        assert params[name].get("description"), name
+    assert "limit" not in params  # a download has no page
+    assert set(operation["responses"]["200"]["content"]) >= {"application/geopackage+sqlite3"}
+
+
 BAD = [
     ({"f": "shp"}, "f"),
     ({"f": "xlsx"}, "f"),
