@@ -17,6 +17,7 @@ peak resident memory is measured:
   layer in memory: what it costs not to stream).
 
 Flat memory means the peak at 1,000,000 features is about the peak at 100,000 (ratio ≈ 1).
+Throughput is given per CPU second of the measured process, as the machine may be shared.
 Run:
 
     .venv/bin/python bench/bench_export_memory.py [--sizes 100000,1000000] [--no-postgis]
@@ -73,7 +74,8 @@ class Measure:
     method: str
     peak: float  # MB
     base: float | None  # MB before the work (server) or with nothing to export (CLI)
-    seconds: float
+    seconds: float  # wall
+    cpu: float  # seconds of CPU of the measured process (the machine may be shared)
     written: int  # bytes written
 
 
@@ -91,7 +93,7 @@ def main() -> None:
     ):
         print(f"\n{os.cpu_count()} cores; each method in its own process, one at a time")
         print(f"{'store':10} {'features':>9}  {'method':16} {'peak MB':>8} {'base MB':>8}", end="")
-        print(f" {'s':>7} {'feat/s':>9} {'MB out':>7}")
+        print(f" {'wall s':>7} {'CPU s':>7} {'feat/CPU s':>10} {'MB out':>7}")
         results: dict[tuple[str, str, int], Measure] = {}
         for source in sources:
             out = Path(tmp) / "out.geojson"
@@ -124,7 +126,7 @@ def http_download(source: Source) -> Measure:
         warm.raise_for_status()  # imports and first queries done: not counted
         base = _status(server.pid, "VmRSS")
         Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu(server.pid)
         written, tail = 0, b""
         plain = {"Accept-Encoding": "identity"}  # the GeoJSON itself, not gzip (GZipMiddleware)
         with httpx.stream(
@@ -134,38 +136,38 @@ def http_download(source: Source) -> Measure:
             for block in response.iter_raw():
                 written += len(block)
                 tail = (tail + block)[-512:]
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _cpu(server.pid) - cpu
         peak = _status(server.pid, "VmHWM")
     finally:
         server.terminate()
         server.wait(timeout=30)
     returned = re.search(rb'"numberReturned":(\d+)', tail)
     _check(source, "HTTP download", int(returned.group(1)) if returned else -1)
-    return Measure("HTTP download", peak, base, seconds, written)
+    return Measure("HTTP download", peak, base, seconds, cpu, written)
 
 
 def cli_export(source: Source, out: Path) -> Measure:
     """``georisk export`` of the whole layer, against the same command exporting nothing."""
     command = [sys.executable, "-m", "geo_service", "export", LAYER, "-f", "geojson"]
     env = {**os.environ, **source.env}
-    empty, _, _ = _run([*command, "-o", str(out), "--bbox", "0,0,0.001,0.001"], env)
-    peak, seconds, printed = _run([*command, "-o", str(out)], env)
+    empty, _, _, _ = _run([*command, "-o", str(out), "--bbox", "0,0,0.001,0.001"], env)
+    peak, seconds, cpu, printed = _run([*command, "-o", str(out)], env)
     counted = re.search(r": (\d+) features", printed)
     _check(source, "georisk export", int(counted.group(1)) if counted else -1)
-    return Measure("georisk export", peak, empty, seconds, out.stat().st_size)
+    return Measure("georisk export", peak, empty, seconds, cpu, out.stat().st_size)
 
 
 def _peer(method: str, command: list[str], out: Path) -> Measure:
-    peak, seconds, _ = _run(command, dict(os.environ))
-    return Measure(method, peak, None, seconds, out.stat().st_size)
+    peak, seconds, cpu, _ = _run(command, dict(os.environ))
+    return Measure(method, peak, None, seconds, cpu, out.stat().st_size)
 
 
-def _run(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Peak resident MB, wall seconds and standard output of one process.
+def _run(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Peak resident MB, wall and CPU seconds, and standard output of one process.
 
     Linux keeps a process's peak across ``fork`` and ``exec``: a command started straight from
     this process (which holds the data) would report at least this process's size. A small
-    launcher starts it instead and reports its ``wait4`` peak in a file.
+    launcher starts it instead and reports its ``wait4`` figures in a file.
     """
     with tempfile.NamedTemporaryFile("r", suffix=".peak") as report:
         start = time.perf_counter()
@@ -179,10 +181,11 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
         seconds = time.perf_counter() - start
         if done.returncode:
             raise SystemExit(f"{command[:4]} failed with exit code {done.returncode}")
-        return int(report.read()) * 1024 / MB, seconds, done.stdout
+        peak, cpu = report.read().split()
+        return int(peak) * 1024 / MB, seconds, float(cpu), done.stdout
 
 
-#: Runs argv[2:] as a child and writes its peak resident KiB (``wait4``) to the file argv[1].
+#: Runs argv[2:] as a child; writes its peak resident KiB and CPU seconds to the file argv[1].
 _LAUNCHER = """
 import os, sys
 pid = os.fork()
@@ -190,7 +193,7 @@ if pid == 0:
     os.execvp(sys.argv[2], sys.argv[2:])
 _, status, usage = os.wait4(pid, 0)
 with open(sys.argv[1], "w") as report:
-    report.write(str(usage.ru_maxrss))
+    report.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -273,7 +276,8 @@ def _print(source: Source, m: Measure) -> None:
     base = "" if m.base is None else f"{m.base:8.0f}"
     print(
         f"{source.store:10} {source.size:>9,}  {m.method:16} {m.peak:8.0f} {base:>8} "
-        f"{m.seconds:7.1f} {source.size / m.seconds:9,.0f} {m.written / MB:7.0f}"
+        f"{m.seconds:7.1f} {m.cpu:7.1f} {source.size / max(m.cpu, 1e-3):10,.0f} "
+        f"{m.written / MB:7.0f}"
     )
 
 
@@ -292,6 +296,12 @@ def _status(pid: int, key: str) -> float:
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024 / MB
     raise KeyError(key)
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
