@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, MutableMapping
 from datetime import date
 from pathlib import Path
@@ -31,10 +32,10 @@ from pyproj import Transformer
 from shapely.geometry import Point, box
 
 from geo_service.api import create_app
-from geo_service.api.downloads import CHUNK_SIZE
+from geo_service.api.downloads import CHUNK_SIZE, write_file
 from geo_service.catalogue import Catalogue
 from geo_service.settings import Settings
-from geo_service.store import Store, open_store
+from geo_service.store import Store, StoreError, open_store
 from geo_service.store.gpkg import GeoPackageStore
 from geo_service.store.postgis import PostGISStore, upgrade
 
@@ -444,6 +445,66 @@ def test_a_download_streams_chunk_by_chunk_and_never_reads_the_whole_layer(
     if fmt != "gpkg":  # a GeoPackage is a file: sent in parts too, but not one per chunk
         assert counted.parts >= store.chunks
     assert len(response.content) > 100_000
+
+
+class Failing:
+    """A store mixin whose scans fail after ``good`` chunks, as a dropped connection would."""
+
+    good = 0
+
+    def iter_query(self, *args: Any, **kwargs: Any) -> Iterator[gpd.GeoDataFrame]:
+        chunks = super().iter_query(*args, **kwargs)  # type: ignore[misc]
+        for _ in range(self.good):
+            yield next(chunks)
+        raise StoreError("connection to server lost")
+
+
+class FailingGeoPackageStore(Failing, GeoPackageStore):
+    """The embedded store, failing."""
+
+
+class FailingPostGISStore(Failing, PostGISStore):
+    """The PostGIS store, failing."""
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "csv", "ndjson", "gpkg"])
+def test_a_store_failure_is_a_503_and_leaves_no_temporary_file(
+    settings: Settings,
+    catalogue: Catalogue,
+    fmt: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where GeoPackages are built
+    failing: Store = (
+        FailingPostGISStore(catalogue, settings.database_url)
+        if settings.database_url
+        else FailingGeoPackageStore(catalogue, settings.data_dir)
+    )
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/collections/chemical_plants/download?f=gpkg").status_code == 200
+        app.state.store = failing
+        response = client.get(f"/collections/chemical_plants/download?f={fmt}")
+    failing.close()
+    assert response.status_code == 503
+    assert response.json()["code"] == "store_unavailable"
+    assert "connection" not in response.text
+    assert list(tmp_path.iterdir()) == []  # the sent GeoPackage and the failed one are gone
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg", "csv", "ndjson"])
+def test_a_file_export_that_fails_halfway_leaves_no_file(
+    gpkg_settings: Settings, catalogue: Catalogue, fmt: str, tmp_path: Path
+) -> None:
+    store = FailingGeoPackageStore(catalogue, gpkg_settings.data_dir)
+    store.good = 1
+    target = tmp_path / f"plants.{fmt}"
+    target.write_text("an older file")
+    with pytest.raises(StoreError, match="connection to server lost"):
+        write_file(catalogue["chemical_plants"], store.iter_query("chemical_plants"), target, fmt)
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    assert target.read_text() == "an older file"
 
 
 # -- the CLI ------------------------------------------------------------------------------

@@ -127,17 +127,31 @@ def write_geopackage(
         ]
     )
     written = Counted(chunks)
-    batches = (_batch(chunk, schema, specs, crs) for chunk in written)
-    pyogrio.write_arrow(
-        pa.RecordBatchReader.from_batches(schema, batches),
-        path,
-        layer=layer.id,
-        driver="GPKG",
-        geometry_name="geometry",
-        geometry_type=layer.geometry[0] if len(layer.geometry) == 1 else "Unknown",
-        crs="EPSG:4326" if crs == CRS84 else SUPPORTED[crs],
-        dataset_options={"VERSION": "1.3"},  # 1.4 (GDAL's default) warns in GDAL before 3.7
-    )
+    failures: list[Exception] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for chunk in written:
+                yield _batch(chunk, schema, specs, crs)
+        except Exception as exc:  # GDAL would report only "Error while accessing batch"
+            failures.append(exc)
+            raise
+
+    try:
+        pyogrio.write_arrow(
+            pa.RecordBatchReader.from_batches(schema, batches()),
+            path,
+            layer=layer.id,
+            driver="GPKG",
+            geometry_name="geometry",
+            geometry_type=layer.geometry[0] if len(layer.geometry) == 1 else "Unknown",
+            crs="EPSG:4326" if crs == CRS84 else SUPPORTED[crs],
+            dataset_options={"VERSION": "1.3"},  # 1.4 (GDAL's default) warns in GDAL before 3.7
+        )
+    except Exception:
+        if failures:  # the store's own error (a StoreError answers 503, not 500)
+            raise failures[0] from None
+        raise
     return written.count
 
 
