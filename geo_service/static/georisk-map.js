@@ -9,7 +9,10 @@
   "use strict";
 
   const POINT_FILL_OPACITY = 0.8; // a faint dot is lost among others
-  const HIGHLIGHT = { color: "#00e5ff", weight: 4, opacity: 1, fillOpacity: 0.15 };
+  const OVERLAY_Z = 400; // Leaflet's overlay pane; each layer's pane sits at 400 + its z_index
+  const FOUND_PANE = "georisk-found";
+  const FOUND_Z = 590; // above every layer, below markers (600) and popups (700)
+  const HIGHLIGHT = { color: "#00e5ff", weight: 4, opacity: 1, fillOpacity: 0.15, pane: FOUND_PANE };
   const SEARCH_DELAY_MS = 250;
   const SEARCH_LIMIT = 10;
 
@@ -78,12 +81,30 @@
     return type === "Point" || type === "MultiPoint";
   }
 
+  /**
+   * The pane of a layer: one per layer, stacked by the catalogue's z_index, so inline and tiled
+   * layers draw (and take clicks) in the same order whatever way they reach the page.
+   */
+  function pane(map, name, zIndex) {
+    if (!map.getPane(name)) map.createPane(name).style.zIndex = String(zIndex);
+    return name;
+  }
+
+  function layerPane(map, spec) {
+    return pane(map, `georisk-${spec.id}`, OVERLAY_Z + spec.zIndex);
+  }
+
   /** An overlay of features written into the page (GeoJSON), with popups. */
-  georisk.inlineOverlay = function (spec, data) {
+  georisk.inlineOverlay = function (spec, data, map) {
+    const where = layerPane(map, spec);
     const layer = L.geoJSON(data, {
+      pane: where,
       style: (feature) => georisk.pathStyle(spec.style, feature.properties, isPoint(feature)),
       pointToLayer: (feature, latlng) =>
-        L.circleMarker(latlng, georisk.pathStyle(spec.style, feature.properties, true)),
+        L.circleMarker(
+          latlng,
+          Object.assign({ pane: where }, georisk.pathStyle(spec.style, feature.properties, true)),
+        ),
     });
     layer.bindPopup((item) => georisk.fieldTable(spec, featureValues(item.feature)), {
       maxWidth: 420,
@@ -111,6 +132,7 @@
     const layer = L.vectorGrid.protobuf(config.base + spec.tiles, {
       vectorTileLayerStyles: { [spec.id]: style },
       interactive: true,
+      pane: layerPane(map, spec),
       rendererFactory: L.svg.tile,
       maxNativeZoom: spec.maxZoom,
       maxZoom: 22,
@@ -178,6 +200,7 @@
   georisk.searchControl = function (map) {
     const words = config.words;
     const found = L.featureGroup().addTo(map);
+    pane(map, FOUND_PANE, FOUND_Z);
     let input, list, timer;
     const box = control("topleft", "georisk-search", (container) => {
       input = L.DomUtil.create("input", "", container);
@@ -208,7 +231,7 @@
           layer.eachLayer((item) => {
             const name = item.feature.properties[spec.nameField];
             if (typeof name === "string" && name.toLowerCase().includes(needle)) {
-              addResult(spec, name, () => showInline(item));
+              addResult(spec, name, () => showInline(spec, item));
             }
           });
         } else if (config.server) {
@@ -244,10 +267,9 @@
       L.DomUtil.create("li", "georisk-note", list).textContent = text;
     }
 
-    function showInline(item) {
+    function showInline(spec, item) {
       const bounds = item.getBounds ? item.getBounds() : L.latLngBounds([item.getLatLng()]);
-      map.fitBounds(bounds, { maxZoom: 16 });
-      item.openPopup(bounds.getCenter());
+      open(spec, item.feature, bounds);
     }
 
     function showFeature(spec, feature) {
@@ -256,8 +278,12 @@
         style: HIGHLIGHT,
         pointToLayer: (f, latlng) => L.circleMarker(latlng, Object.assign({ radius: 10 }, HIGHLIGHT)),
       }).addTo(found);
-      const bounds = shape.getBounds();
-      map.fitBounds(bounds, { maxZoom: 16 });
+      open(spec, feature, shape.getBounds());
+    }
+
+    // the popup is the feature's own (a layer's popup opened by code picks its first feature)
+    function open(spec, feature, bounds) {
+      map.fitBounds(bounds, { maxZoom: 16, animate: false });
       L.popup({ maxWidth: 420 })
         .setLatLng(bounds.getCenter())
         .setContent(georisk.fieldTable(spec, featureValues(feature)))
@@ -271,6 +297,7 @@
   georisk.drawQuery = function (map, options) {
     const words = config.words;
     const drawn = L.featureGroup().addTo(map);
+    pane(map, FOUND_PANE, FOUND_Z);
     const found = L.geoJSON(null, {
       style: HIGHLIGHT,
       pointToLayer: (f, latlng) => L.circleMarker(latlng, Object.assign({ radius: 8 }, HIGHLIGHT)),

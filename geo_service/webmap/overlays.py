@@ -100,6 +100,7 @@ def layer_spec(layer: Layer, lang: Lang) -> dict[str, Any]:
             "classifyBy": style.classify_by,
             "classes": style.classes,
         },
+        "zIndex": style.z_index,
         "nameField": name_field,
         # tiles carry only what styling and search need; a click fetches the rest
         "tiles": f"{tiles}?properties={','.join(carried)}",
@@ -133,7 +134,8 @@ class InlineOverlay(folium.map.Layer):
         """
         {% macro script(this, kwargs) %}
         var {{ this.get_name() }} = georisk.inlineOverlay(
-            georisk.layerSpec({{ this.layer_id|tojson }}), {{ this.data }});
+            georisk.layerSpec({{ this.layer_id|tojson }}), {{ this.data }},
+            {{ this._parent.get_name() }});
         {% endmacro %}
         """
     )
