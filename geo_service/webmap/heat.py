@@ -9,6 +9,7 @@ the heat layer shows where people live, the buffer query says how many.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,20 @@ POPULATION = "population"
 DECIMALS = 5  # ≈ 1 m, far finer than a heat blob
 
 
-def heat_points(path: Path, max_points: int) -> list[tuple[float, float, float]]:
-    """``(lat, lon, weight)`` of at most ``max_points`` populated cells, weight in (0, 1]."""
+HeatPoint = tuple[float, float, float]
+
+
+def heat_points(path: Path, max_points: int) -> list[HeatPoint]:
+    """``(lat, lon, weight)`` of at most ``max_points`` populated cells, weight in (0, 1].
+
+    Kept per file version: every map page needs them, and a large raster is slow to read.
+    """
+    stat = path.stat()
+    return list(_heat_points(str(path), stat.st_mtime_ns, stat.st_size, max_points))
+
+
+@lru_cache(maxsize=8)
+def _heat_points(path: str, _mtime_ns: int, _size: int, max_points: int) -> tuple[HeatPoint, ...]:
     with rasterio.open(path) as source:
         factor = max(1, math.ceil(math.sqrt(source.width * source.height / max(max_points, 1))))
         shape = (max(1, source.height // factor), max(1, source.width // factor))
@@ -39,11 +52,11 @@ def heat_points(path: Path, max_points: int) -> list[tuple[float, float, float]]
         keep = np.argsort(weights, kind="stable")[-max_points:]
         rows, cols, weights = rows[keep], cols[keep], weights[keep]
     if not len(weights):
-        return []
+        return ()
     xs, ys = rasterio.transform.xy(transform, rows, cols)
     lons, lats = Transformer.from_crs(crs, WGS84, always_xy=True).transform(xs, ys)
     scale = float(weights.max())
-    return [
+    return tuple(
         (round(float(lat), DECIMALS), round(float(lon), DECIMALS), round(float(w) / scale, 3))
         for lat, lon, w in zip(lats, lons, weights, strict=True)
-    ]
+    )

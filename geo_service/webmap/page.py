@@ -23,7 +23,7 @@ from geo_service.webmap.controls import (
     legend,
     summary_panel,
 )
-from geo_service.webmap.heat import POPULATION, heat_points
+from geo_service.webmap.heat import POPULATION, HeatPoint, heat_points
 from geo_service.webmap.overlays import InlineOverlay, Overlay, TiledOverlay, plan_overlays
 from geo_service.webmap.summary import findings_summary
 from geo_service.webmap.text import WORDS
@@ -103,7 +103,7 @@ def _risk_surface(lang: Lang) -> folium.TileLayer:
     )
 
 
-def _heat(points: list[tuple[float, float, float]], lang: Lang) -> HeatMap:
+def _heat(points: list[HeatPoint], lang: Lang) -> HeatMap:
     # off at first: switched on, it would tint the risk colours beneath it
     layer = HeatMap(
         points, name=WORDS[lang]["heat"], radius=18, blur=15, min_opacity=0.3, show=False
