@@ -15,6 +15,7 @@ import click
 
 if TYPE_CHECKING:
     from geo_service.cli import Context
+    from geo_service.risk.exports import ListFilter
 
 pass_obj = click.pass_obj
 
@@ -119,7 +120,15 @@ def export_command(
     given = [name for name, value in list_options.items() if value is not None]
     as_list = layer_id in _LISTS and fmt in (None, "geojson", "csv", "xlsx")
     if as_list and not (cql or bbox):
-        _export_list(ctx, layer_id, fmt or "xlsx", output, status, admin, overdue, today, lang)
+        from geo_service.risk.exports import ListFilter
+
+        filters = ListFilter(
+            status=tuple(_names(status) or ()),
+            admin=admin,
+            overdue=overdue,
+            today=today.date() if today is not None else None,
+        )
+        _export_list(ctx, layer_id, fmt or "xlsx", output, filters, lang or "zh")
         return
     if given:
         raise click.UsageError(
@@ -156,28 +165,14 @@ def _export_layer(
 
 
 def _export_list(
-    ctx: Context,
-    what: str,
-    fmt: str,
-    output: Path,
-    status: str | None,
-    admin: str | None,
-    overdue: bool,
-    today: Any,
-    lang: str | None,
+    ctx: Context, what: str, fmt: str, output: Path, filters: ListFilter, lang: str
 ) -> None:
-    from geo_service.risk.exports import Format, Lang, ListFilter, export_findings, export_measures
+    from geo_service.risk.exports import Format, Lang, export_findings, export_measures
 
-    filters = ListFilter(
-        status=tuple(_names(status) or ()),
-        admin=admin,
-        overdue=overdue,
-        today=today.date() if today is not None else None,
-    )
     write = export_findings if what == "findings" else export_measures
     with ctx.open_store() as store:
         try:
-            count = write(store, output, cast(Format, fmt), filters, lang=cast(Lang, lang or "zh"))
+            count = write(store, output, cast(Format, fmt), filters, lang=cast(Lang, lang))
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--status") from None
     ctx.say(f"{output}: {count} {what}")
