@@ -51,6 +51,13 @@ CHROMIUM_ARGS = [
 ]
 INLINE_MAX = 1000  # buildings (3,988 in the demo) come as tiles
 MARKUP_NAME = "红星化工 <b>有限公司</b>"
+TOOLS = {  # each control's element
+    "fullscreen": ".leaflet-control-zoom-fullscreen",
+    "measure": ".leaflet-control-measure",
+    "draw": ".leaflet-draw.leaflet-control",
+    "layers": ".leaflet-control-layers",
+    "search": ".georisk-search",
+}
 TIMEOUT_MS = 30_000  # two cores shared with other work: generous, never reached when all is well
 
 
@@ -275,6 +282,12 @@ def test_map_loads_offline_and_draws_every_layer(demo: Demo, page: tuple[Page, T
     findings = demo.store.read("findings")
     red = tab.locator('.georisk-summary tr[data-class="red"] td').inner_text()
     assert red == f"{int((findings['risk_class'] == 'red').sum()):,}"
+
+    # the tools are there; population heat draws when switched on
+    for tool in ("fullscreen", "measure", "draw", "layers", "search"):
+        assert tab.locator(TOOLS[tool]).count() == 1, tool
+    tab.get_by_label("人口热力").check()
+    assert tab.locator("canvas.leaflet-heatmap-layer").count() == 1
 
     # an overlay switched off disappears from the map
     tab.get_by_label(f"危险化学品生产企业 ({counts['chemical_plants']})").uncheck()
