@@ -57,8 +57,8 @@ def analyze_command(ctx: Context, rules: str | None) -> None:
     "--format",
     "fmt",
     type=click.Choice(["geojson", "gpkg", "csv", "ndjson", "xlsx"]),
-    help="File format. Default: xlsx for the findings and measures lists; for a layer the "
-    "output file's extension (.geojson, .gpkg, .csv, .ndjson), else geojson.",
+    help="File format. Default: the output file's extension (.geojson, .gpkg, .csv, .ndjson, "
+    ".xlsx), else xlsx for the findings and measures lists and geojson for a layer.",
 )
 @click.option(
     "-o",
@@ -118,8 +118,9 @@ def export_command(
         "--lang": lang,
     }
     given = [name for name, value in list_options.items() if value is not None]
-    as_list = layer_id in _LISTS and fmt in (None, "geojson", "csv", "xlsx")
-    if as_list and not (cql or bbox):
+    default = "xlsx" if layer_id in _LISTS else "geojson"
+    fmt = fmt or _SUFFIX_FORMATS.get(output.suffix.lower(), default)
+    if layer_id in _LISTS and fmt in ("geojson", "csv", "xlsx") and not (cql or bbox):
         from geo_service.risk.exports import ListFilter
 
         filters = ListFilter(
@@ -128,7 +129,7 @@ def export_command(
             overdue=overdue,
             today=today.date() if today is not None else None,
         )
-        _export_list(ctx, layer_id, fmt or "xlsx", output, filters, lang or "zh")
+        _export_list(ctx, layer_id, fmt, output, filters, lang or "zh")
         return
     if given:
         raise click.UsageError(
@@ -141,7 +142,7 @@ def export_command(
             "gpkg, csv or ndjson",
             param_hint="-f",
         )
-    _export_layer(ctx, layer_id, fmt or _format_of(output), output, cql, bbox)
+    _export_layer(ctx, layer_id, fmt, output, cql, bbox)
 
 
 def _export_layer(
@@ -176,11 +177,6 @@ def _export_list(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--status") from None
     ctx.say(f"{output}: {count} {what}")
-
-
-def _format_of(output: Path) -> str:
-    """The layer format a file name implies: its extension when known, else geojson."""
-    return _SUFFIX_FORMATS.get(output.suffix.lower(), "geojson")
 
 
 @click.group("findings")
@@ -284,6 +280,7 @@ _SUFFIX_FORMATS = {
     ".ndjson": "ndjson",
     ".geojsonl": "ndjson",
     ".jsonl": "ndjson",
+    ".xlsx": "xlsx",
 }
 
 

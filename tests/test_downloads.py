@@ -21,6 +21,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import openpyxl
 import pandas as pd
 import pyogrio
 import pytest
@@ -571,6 +572,19 @@ def test_cli_filter_and_bbox_select_what_items_select(
     expected = item_ids(client, filter=cql, bbox=bbox)
     assert len(expected) > 0
     assert_plants(pyogrio.read_dataframe(out).to_dict("records"), expected)
+
+
+def test_cli_findings_export_as_the_list_or_as_a_layer(
+    gpkg_settings: Settings, tmp_path: Path
+) -> None:
+    as_list = georisk(gpkg_settings, "export", "findings", "-o", str(tmp_path / "list.xlsx"))
+    assert as_list.returncode == 0, as_list.stderr
+    assert "0 findings" in as_list.stdout
+    assert openpyxl.load_workbook(tmp_path / "list.xlsx").sheetnames
+    as_layer = georisk(gpkg_settings, "export", "findings", "-o", str(tmp_path / "layer.gpkg"))
+    assert as_layer.returncode == 0, as_layer.stderr
+    assert "0 features of findings" in as_layer.stdout
+    assert [str(name) for name, _ in pyogrio.list_layers(tmp_path / "layer.gpkg")] == ["findings"]
 
 
 @pytest.mark.parametrize(
