@@ -101,6 +101,10 @@ class Style(BaseModel):
     radius: float = 6
     dash_array: str | None = None
     z_index: int = 0
+    visible: bool = Field(
+        default=True,
+        description="Drawn when the map opens; false: listed in the layer control, switched off.",
+    )
     classify_by: str | None = Field(
         default=None, description="Field whose value picks a colour from `classes`."
     )

@@ -264,6 +264,11 @@ def test_map_loads_offline_and_draws_every_layer(demo: Demo, page: tuple[Page, T
     # inline point layers: one path per feature; the tiled buildings: paths from their tiles
     assert _paths(tab, "chemical_plants") == counts["chemical_plants"]
     assert _paths(tab, "protection_targets") == counts["protection_targets"]
+    # the lists' own layers (style.visible false) are offered but start switched off
+    measures = tab.get_by_label(f"制度措施清单 ({counts['measures']})")
+    assert not measures.is_checked() and _paths(tab, "measures") == 0
+    measures.check()
+    assert _paths(tab, "measures") == counts["measures"]
     tab.wait_for_function(
         "() => document.querySelectorAll('.leaflet-georisk-buildings-pane path').length > 100"
     )

@@ -141,7 +141,9 @@ class InlineOverlay(folium.map.Layer):
     )
 
     def __init__(self, overlay: Overlay, lang: Lang) -> None:
-        super().__init__(name=overlay_name(overlay, lang), overlay=True)
+        super().__init__(
+            name=overlay_name(overlay, lang), overlay=True, show=overlay.layer.style.visible
+        )
         self._name = "InlineOverlay"
         self.layer_id = overlay.layer.id
         self.data = Markup(overlay.script)
@@ -160,7 +162,9 @@ class TiledOverlay(JSCSSMixin, folium.map.Layer):
     )
 
     def __init__(self, overlay: Overlay, lang: Lang) -> None:
-        super().__init__(name=overlay_name(overlay, lang), overlay=True)
+        super().__init__(
+            name=overlay_name(overlay, lang), overlay=True, show=overlay.layer.style.visible
+        )
         self._name = "TiledOverlay"
         self.layer_id = overlay.layer.id
         use_vendor(self, js=VECTORGRID_JS)
