@@ -291,6 +291,8 @@ def test_progress_counts_every_finding(client: TestClient, store: Store) -> None
     for status, count in findings["status"].value_counts().items():
         assert total[status] == count
     assert all(g["name"] for g in by_admin["groups"] if g["admin_code"])
+    counts = [total[key] for key in ("identified", "closed", "total", "open", "overdue")]
+    assert all(type(count) is int for count in counts)  # counts, not floats
     by_phase = client.get("/progress", params={"by": "phase"}).json()
     assert [g["phase"] for g in by_phase["groups"]] == [
         p

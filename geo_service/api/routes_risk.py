@@ -230,7 +230,10 @@ def progress_summary(
         name = f"progress-by-{by}-{date.today():%Y%m%d}.csv"
         return Response(text.encode(), media_type=MEDIA_TYPES["csv"], headers=_download(name))
     table = progress(store, by)
-    rows = [_progress_row(table.index.name, key, row) for key, row in table.iterrows()]
+    # row by row as objects: a row of mixed columns would turn every count into a float
+    rows = [
+        _progress_row(table.index.name, key, row) for key, row in table.astype(object).iterrows()
+    ]
     return JSONResponse({"by": by, "groups": rows[:-1], "total": rows[-1]})
 
 
