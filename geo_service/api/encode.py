@@ -12,7 +12,8 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from itertools import chain
+from typing import Any, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -148,3 +149,12 @@ def _json(value: Any) -> bytes:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+T = TypeVar("T")
+
+
+def primed(chunks: Iterator[T]) -> Iterator[T]:
+    """``chunks`` with the first read now, so a store failure answers an error, not a cut stream."""
+    first = next(chunks, None)
+    return chain([] if first is None else [first], chunks)

@@ -19,10 +19,12 @@ from geo_service.api.attachments import attachment, geopackage_response
 from geo_service.api.crs import content_crs
 from geo_service.api.deps import StoreDep
 from geo_service.api.downloads import CHUNK_SIZE, FORMATS, FormatName, byte_stream, file_name
+from geo_service.api.encode import primed
+from geo_service.api.errors import BadRequestRoute
 from geo_service.api.params import FilterQuery, selection
-from geo_service.api.routes_features import CollectionDep, _OGCRoute, _primed
+from geo_service.api.routes_features import CollectionDep
 
-router = APIRouter(route_class=_OGCRoute, tags=["Downloads"])
+router = APIRouter(route_class=BadRequestRoute, tags=["Downloads"])
 
 _F_DESCRIPTION = "File format: " + ", ".join(
     f"`{fmt.name}` → {fmt.media_type} (`.{fmt.extension}`)" for fmt in FORMATS.values()
@@ -66,7 +68,7 @@ def download(
     )
     if f == "gpkg":
         return geopackage_response(layer, chunks, chosen, name, headers)
-    body = byte_stream(layer, _primed(chunks), f, crs=chosen.crs, properties=chosen.properties)
+    body = byte_stream(layer, primed(chunks), f, crs=chosen.crs, properties=chosen.properties)
     return StreamingResponse(
         body, media_type=FORMATS[f].media_type, headers=headers | attachment(name)
     )

@@ -10,17 +10,14 @@ parameters this API does not know included), an unknown collection or feature a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import date
 from itertools import chain
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Path, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pygeofilter import ast
 
@@ -35,8 +32,9 @@ from geo_service.api.encode import (
     geojson_stream,
     ndjson_stream,
     page_document,
+    primed,
 )
-from geo_service.api.errors import BadRequest, LayerNotFound, NotFound
+from geo_service.api.errors import BadRequestRoute, LayerNotFound, NotFound
 from geo_service.api.etags import feature_etag
 from geo_service.api.params import (
     MEDIA_TYPES,
@@ -58,26 +56,10 @@ from geo_service.store import BBox, SortKey, Store
 #: Features per store chunk when streaming; GeoJSON pages up to this size are built whole.
 CHUNK = 1000
 
-T = TypeVar("T")
 Extent = tuple[BBox | None, tuple[date, date] | None]  # a layer's box and date range
 
 
-class _OGCRoute(APIRoute):
-    """A route whose invalid parameters are a 400 naming them (OGC), not FastAPI's 422."""
-
-    def get_route_handler(self) -> Callable[[Request], Any]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                raise BadRequest(_invalid(exc)) from None
-
-        return route
-
-
-router = APIRouter(route_class=_OGCRoute, tags=["OGC API – Features"])
+router = APIRouter(route_class=BadRequestRoute, tags=["OGC API – Features"])
 _templates = Environment(
     loader=PackageLoader("geo_service.api", "templates"), autoescape=select_autoescape()
 )
@@ -221,7 +203,7 @@ def items(
         if fmt == "gpkg":  # a file (SQLite), not a stream: built first, deleted once sent
             return geopackage_response(layer, chunks, chosen, f"{layer.id}.gpkg", headers)
         encoder = csv_stream if fmt == "csv" else ndjson_stream
-        body = encoder(layer, _primed(chunks), chosen.crs, chosen.properties)
+        body = encoder(layer, primed(chunks), chosen.crs, chosen.properties)
         return StreamingResponse(body, media_type=MEDIA_TYPES[fmt], headers=headers | _VARY)
     links = _page_links(request, layer, query, fmt)
     if fmt != "html" and query.limit > CHUNK:
@@ -380,12 +362,6 @@ def _date_range(store: Store, layer: Layer) -> tuple[date, date] | None:
     return ends[0], ends[1]
 
 
-def _primed(chunks: Iterator[T]) -> Iterator[T]:
-    """``chunks`` with the first read now, so a store failure answers an error, not a cut stream."""
-    first = next(chunks, None)
-    return chain([] if first is None else [first], chunks)
-
-
 def _item_url(request: Request, layer: Layer, feature_id: str) -> str:
     return ogc.url(request, f"/collections/{layer.id}/items/{quote(str(feature_id), safe='')}")
 
@@ -403,12 +379,3 @@ def _html(template: str, document: dict[str, Any], **context: Any) -> HTMLRespon
         doc=document, links=document.get("links", []), **context
     )
     return HTMLResponse(page, headers=_VARY)
-
-
-def _invalid(exc: RequestValidationError) -> str:
-    """A validation error as ``<parameter> <value>: <problem>``."""
-    problems = []
-    for error in exc.errors():
-        name = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "path"))
-        problems.append(f"{name or 'request'} {error.get('input')!r}: {error.get('msg')}")
-    return "; ".join(problems)

@@ -27,11 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from geo_service import query
 from geo_service.api import ogc
 from geo_service.api.deps import SettingsDep, StoreDep
-from geo_service.api.errors import BadRequest, NotFound, TooLarge
+from geo_service.api.errors import BadRequest, BadRequestRoute, NotFound, TooLarge
 from geo_service.api.params import MEDIA_TYPES
-from geo_service.api.routes_features import _OGCRoute  # 400 naming a bad parameter, not 422
 
-router = APIRouter(route_class=_OGCRoute, tags=["query"])
+router = APIRouter(route_class=BadRequestRoute, tags=["query"])
 
 #: Pairs a ``/query/near`` page holds by default, and at most.
 NEAR_DEFAULT_LIMIT = 100

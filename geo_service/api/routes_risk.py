@@ -38,11 +38,10 @@ from geo_service.api.auth import Caller, read_access, require_role
 from geo_service.api.crs import CRS84
 from geo_service.api.deps import Lang, LangDep, StoreDep
 from geo_service.api.encode import features, page_document
-from geo_service.api.errors import BadRequest, Conflict, NotFound
+from geo_service.api.errors import BadRequest, BadRequestRoute, Conflict, NotFound
 from geo_service.api.etags import check_if_match, feature_etag
 from geo_service.api.params import MEDIA_TYPES
 from geo_service.api.routes_features import CollectionDep
-from geo_service.api.routes_features import _OGCRoute as BadRequestRoute
 from geo_service.catalogue import Layer
 from geo_service.risk.exports import (
     ListFilter,
