@@ -26,6 +26,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
 from geo_service.catalogue import Catalogue, load_catalogue
+from geo_service.settings import Settings
+from geo_service.store import Store, open_store
 from geo_service.store.gpkg import GeoPackageStore
 from geo_service.store.postgis import PostGISStore, upgrade
 
@@ -139,6 +141,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     ):
         report.outcome = "failed"
         report.longrepr = f"a PostGIS test may not be skipped ({report.longrepr})"
+
+
+@contextmanager
+def filled_settings(
+    kind: str,
+    data_dir: Path,
+    catalogue: Catalogue,
+    fill: Callable[[Store], Any],
+    **options: Any,
+) -> Iterator[Settings]:
+    """Settings of a fresh store of ``kind`` after ``fill``: a GeoPackage in ``data_dir``, or
+    (``postgis``) a throw-away database of its own, migrated, and dropped afterwards.
+
+    ``options`` are more settings (API keys, …).
+    """
+    if kind == "gpkg":
+        settings = Settings(data_dir=data_dir, **options)
+        with open_store(settings, catalogue) as store:
+            fill(store)
+        yield settings
+        return
+    url = create_database()
+    try:
+        upgrade(url, catalogue)
+        settings = Settings(
+            data_dir=data_dir, database_url=url.render_as_string(hide_password=False), **options
+        )
+        with open_store(settings, catalogue) as store:
+            fill(store)
+        yield settings
+    finally:
+        drop_database(url)
 
 
 # -- a live server for real HTTP clients -------------------------------------------------------

@@ -24,7 +24,7 @@ import openpyxl
 import pytest
 import shapely
 from click.testing import CliRunner
-from conftest import create_database, drop_database, live_server
+from conftest import filled_settings, live_server
 from fastapi.testclient import TestClient
 from geojson_pydantic import Feature, FeatureCollection
 from pydantic import ValidationError
@@ -42,7 +42,6 @@ from geo_service.risk.lists import history_entries
 from geo_service.settings import Settings
 from geo_service.store import Store, open_store
 from geo_service.store.gpkg import GeoPackageStore
-from geo_service.store.postgis import upgrade
 from geo_service.tiling.grid import TILE_MATRIX_SET
 
 STORES = ["gpkg", "postgis"]
@@ -77,22 +76,16 @@ def gpkg_settings(demo_dir: Path) -> Settings:
 def postgis_settings(
     demo_dir: Path, catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
-    url = create_database()
-    try:
-        upgrade(url, catalogue)
-        settings = Settings(
-            data_dir=tmp_path_factory.mktemp("risk-pg"),
-            database_url=url.render_as_string(hide_password=False),
-            api_keys=KEYS,
-        )
-        with GeoPackageStore(catalogue, demo_dir) as source, open_store(settings) as target:
+    def copy_demo(target: Store) -> None:
+        with GeoPackageStore(catalogue, demo_dir) as source:
             for layer in catalogue.vector_layers:
                 frame = source.read(layer.id)
                 if len(frame):
                     target.replace(layer.id, frame)
+
+    folder = tmp_path_factory.mktemp("risk-pg")
+    with filled_settings("postgis", folder, catalogue, copy_demo, api_keys=KEYS) as settings:
         yield settings
-    finally:
-        drop_database(url)
 
 
 @pytest.fixture(scope="module", params=STORES)

@@ -26,7 +26,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from conftest import create_database, drop_database
+from conftest import filled_settings
 from fastapi.testclient import TestClient
 from geojson_pydantic import Feature, FeatureCollection
 from pyproj import Transformer
@@ -36,9 +36,9 @@ from geo_service.api import create_app
 from geo_service.api.downloads import CHUNK_SIZE, write_file
 from geo_service.catalogue import Catalogue
 from geo_service.settings import Settings
-from geo_service.store import Store, StoreError, open_store
+from geo_service.store import Store, StoreError
 from geo_service.store.gpkg import GeoPackageStore
-from geo_service.store.postgis import PostGISStore, upgrade
+from geo_service.store.postgis import PostGISStore
 
 STORES = ["gpkg", "postgis"]
 N = 2 * CHUNK_SIZE + 123  # three chunks
@@ -80,30 +80,26 @@ BY_ID = {row["id"]: row for row in PLANTS}
 # -- the service on each store ----------------------------------------------------------------
 
 
+def _fill(store: Store) -> None:
+    store.replace("chemical_plants", gpd.GeoDataFrame(PLANTS, crs=4326))
+
+
 @pytest.fixture(scope="module")
-def gpkg_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("downloads-gpkg"))
-    with open_store(settings) as store:
-        store.replace("chemical_plants", gpd.GeoDataFrame(PLANTS, crs=4326))
-    return settings
+def gpkg_settings(
+    tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue
+) -> Iterator[Settings]:
+    folder = tmp_path_factory.mktemp("downloads-gpkg")
+    with filled_settings("gpkg", folder, catalogue, _fill) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
 def postgis_settings(
     tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue
 ) -> Iterator[Settings]:
-    url = create_database()
-    try:
-        upgrade(url, catalogue)
-        settings = Settings(
-            data_dir=tmp_path_factory.mktemp("downloads-pg"),
-            database_url=url.render_as_string(hide_password=False),
-        )
-        with open_store(settings) as store:
-            store.replace("chemical_plants", gpd.GeoDataFrame(PLANTS, crs=4326))
+    folder = tmp_path_factory.mktemp("downloads-pg")
+    with filled_settings("postgis", folder, catalogue, _fill) as settings:
         yield settings
-    finally:
-        drop_database(url)
 
 
 @pytest.fixture(scope="module", params=STORES)

@@ -11,10 +11,7 @@ import csv
 import io
 import json
 import re
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -27,8 +24,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-import uvicorn
-from conftest import create_database, drop_database
+from conftest import filled_settings, live_server
 from fastapi.testclient import TestClient
 from geojson_pydantic import Feature, FeatureCollection
 from owslib.ogcapi.features import Features
@@ -38,8 +34,7 @@ from shapely.geometry import Point, box
 from geo_service.api import create_app
 from geo_service.catalogue import Catalogue, Layer
 from geo_service.settings import Settings
-from geo_service.store import open_store
-from geo_service.store.postgis import upgrade
+from geo_service.store import Store, open_store
 
 STORES = ["gpkg", "postgis"]
 N_BUILDINGS = 2600  # more than one streamed chunk (1,000)
@@ -134,32 +129,27 @@ def ids_where(
 # -- the service on each store --------------------------------------------------------------
 
 
+def _fill(store: Store) -> None:
+    for layer_id, rows in DATA.items():
+        store.replace(layer_id, frame(rows))
+
+
 @pytest.fixture(scope="module")
-def gpkg_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("ogc-gpkg"))
-    with open_store(settings) as store:
-        for layer_id, rows in DATA.items():
-            store.replace(layer_id, frame(rows))
-    return settings
+def gpkg_settings(
+    tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue
+) -> Iterator[Settings]:
+    with filled_settings("gpkg", tmp_path_factory.mktemp("ogc-gpkg"), catalogue, _fill) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
 def postgis_settings(
     tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue
 ) -> Iterator[Settings]:
-    url = create_database()
-    try:
-        upgrade(url, catalogue)
-        settings = Settings(
-            data_dir=tmp_path_factory.mktemp("ogc-pg"),
-            database_url=url.render_as_string(hide_password=False),
-        )
-        with open_store(settings) as store:
-            for layer_id, rows in DATA.items():
-                store.replace(layer_id, frame(rows))
+    with filled_settings(
+        "postgis", tmp_path_factory.mktemp("ogc-pg"), catalogue, _fill
+    ) as settings:
         yield settings
-    finally:
-        drop_database(url)
 
 
 @pytest.fixture(scope="module", params=STORES)
@@ -742,21 +732,9 @@ def test_unknown_things_are_404(client: TestClient, path: str) -> None:
 
 @pytest.fixture(scope="module")
 def server(settings: Settings) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port, in a background thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app_server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
-    thread = threading.Thread(target=app_server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not app_server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    app_server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    """The app under uvicorn on a free loopback port."""
+    with live_server(create_app(settings)) as url:
+        yield url
 
 
 def _gdal(*args: str) -> str:

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +35,7 @@ from geo_service.query import QueryError, TooManyFeatures, UnknownFeature, buffe
 from geo_service.risk.exposure import population_within
 from geo_service.settings import Settings
 from geo_service.store import Store, open_store
-from geo_service.store.postgis import upgrade
-from tests.conftest import create_database, drop_database
+from tests.conftest import filled_settings, live_server
 from tests.rasters import write_tif
 
 STORES = ["gpkg", "postgis"]
@@ -122,35 +118,14 @@ def _fill(store: Store, tmp: Path, population: bool = True) -> None:
         store.put_raster("population", path)
 
 
-@contextmanager
-def _stored(
-    kind: str, tmp: Path, catalogue: Catalogue, fill: Callable[[Store], Any]
-) -> Iterator[Settings]:
-    """Settings of a fresh store of ``kind`` (a GeoPackage, or a new PostGIS database) after ``fill``."""
-    if kind == "gpkg":
-        settings = Settings(data_dir=tmp / "data")
-        with open_store(settings, catalogue) as store:
-            fill(store)
-        yield settings
-        return
-    url = create_database()
-    try:
-        upgrade(url, catalogue)
-        settings = Settings(data_dir=tmp, database_url=url.render_as_string(hide_password=False))
-        with open_store(settings, catalogue) as store:
-            fill(store)
-        yield settings
-    finally:
-        drop_database(url)
-
-
 @pytest.fixture(scope="module", params=STORES)
 def settings(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue
 ) -> Iterator[Settings]:
     """Settings of a store (each kind in turn) holding the hand-built plants and targets."""
     tmp = tmp_path_factory.mktemp(f"query-{request.param}")
-    with _stored(request.param, tmp, catalogue, lambda store: _fill(store, tmp)) as settings:
+    fill = partial(_fill, tmp=tmp)
+    with filled_settings(request.param, tmp / "data", catalogue, fill) as settings:
         yield settings
 
 
@@ -641,7 +616,7 @@ def demo_settings(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue
 ) -> Iterator[Settings]:
     tmp = tmp_path_factory.mktemp(f"demo-{request.param}")
-    with _stored(request.param, tmp, catalogue, build_demo) as settings:
+    with filled_settings(request.param, tmp, catalogue, build_demo) as settings:
         yield settings
 
 
@@ -740,35 +715,15 @@ def test_cli_query_buffer_and_near(tmp_path: Path, catalogue: Catalogue) -> None
 
 
 def test_a_real_http_client_against_a_live_server(demo_settings: Settings) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn_server(demo_settings)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.05)
+    with live_server(create_app(demo_settings)) as url:
         response = httpx.post(
-            f"http://127.0.0.1:{port}/query/buffer",
+            f"{url}/query/buffer",
             json={
                 "feature": {"collection": "chemical_plants", "featureId": "plant-001"},
                 "distance_m": 1000,
             },
             timeout=60,
         )
-        body = _geojson(response)
-        assert body["summary"]["collections"]["protection_targets"]["count"] == 14
-        assert round(body["summary"]["population"]) == 69_742
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-def uvicorn_server(settings: Settings) -> Any:
-    import uvicorn
-
-    return uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    body = _geojson(response)
+    assert body["summary"]["collections"]["protection_targets"]["count"] == 14
+    assert round(body["summary"]["population"]) == 69_742
