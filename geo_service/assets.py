@@ -1,4 +1,4 @@
-"""Front-end files of the map (Leaflet and what folium loads) and of the API docs (Swagger UI).
+"""Front-end files of the map (Leaflet and its plugins) and of the API docs (Swagger UI).
 
 Government intranets have no internet, so the map never loads a script or a style from a CDN.
 ``assets.lock.json`` pins each npm package by version and ``dist.integrity`` (sha512) and names
