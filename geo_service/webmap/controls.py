@@ -84,18 +84,18 @@ class HtmlControl(MacroElement):
 _LEGEND = _html.from_string(
     """
     <details open><summary>{{ words.legend }}</summary>
-    <ul>
-    {% for title, colour, fill, shape, tiled in layers %}
-      <li><span class="georisk-swatch {{ shape }}"
-        style="border-color:{{ colour }};background:{{ fill }}"></span>{{ title }}
-        {%- if tiled %} · {{ words.tiled }}{% endif %}</li>
-    {% endfor %}
-    </ul>
     <strong>{{ words.risk_classes }}</strong>
     <ul class="georisk-risk-classes">
     {% for name, colour, meaning in classes %}
       <li data-class="{{ name }}"><span class="georisk-swatch point"
         style="border-color:{{ colour }};background:{{ colour }}"></span>{{ meaning }}</li>
+    {% endfor %}
+    </ul>
+    <ul>
+    {% for title, colour, fill, shape, tiled in layers %}
+      <li><span class="georisk-swatch {{ shape }}"
+        style="border-color:{{ colour }};background:{{ fill }}"></span>{{ title }}
+        {%- if tiled %} · {{ words.tiled }}{% endif %}</li>
     {% endfor %}
     </ul>
     {% for note in notes %}<p class="georisk-note">{{ note }}</p>{% endfor %}
@@ -107,7 +107,10 @@ _LEGEND = _html.from_string(
 def legend(
     catalogue: Catalogue, overlays: list[Overlay], lang: Lang, notes: list[str]
 ) -> HtmlControl:
-    """Each layer's symbol, the four risk colours with their meaning, and ``notes``."""
+    """The four risk colours with their meaning, each layer's symbol, and ``notes``.
+
+    The risk colours come first: they are what a planner reads the map by.
+    """
     layers = [
         (
             getattr(o.layer.title, lang),
