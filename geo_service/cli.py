@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from geo_service.assets import assets_command
-from geo_service.cli_analysis import ANALYSIS_COMMANDS
+from geo_service.cli_analysis import ANALYSIS_COMMANDS, analyze_command
 from geo_service.cli_keys import keys_command
 from geo_service.cli_query import query_group
 from geo_service.settings import Settings
@@ -180,15 +180,22 @@ def import_osm_command(ctx: Context, file: Path, layers: str | None) -> None:
 @click.option(
     "--seed", default=2020, show_default=True, type=int, help="Random seed of the region."
 )
+@click.option(
+    "--no-analyze", is_flag=True, help="Leave out the risk analysis (no findings, no colours)."
+)
 @pass_context
-def demo_command(ctx: Context, no_serve: bool, host: str, port: int, seed: int) -> None:
-    """Build the demo region (a fictional city), load it, and serve the map."""
+def demo_command(
+    ctx: Context, no_serve: bool, host: str, port: int, seed: int, no_analyze: bool
+) -> None:
+    """Build the demo region (a fictional city), load it, analyse it, and serve the map."""
     from geo_service.demo import build_demo
 
     with ctx.open_store() as store, _progress(ctx, "Building the demo region") as step:
         summary = build_demo(store, seed=seed, progress=step)
     for name, count in summary.counts.items():
         ctx.say(f"{name:20} {count:>8}")
+    if not no_analyze:  # the map's risk colours, findings and risk surface come from it
+        click.get_current_context().invoke(analyze_command, rules=None)
     if not no_serve:
         _serve(ctx, host, port)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,17 @@ def test_help_on_every_command(tmp_path: Path) -> None:
         result = georisk(*command, "--help", data_dir=tmp_path)
         assert result.returncode == 0, (command, result.stderr)
         assert "Usage: " in result.stdout
+
+
+def test_demo_builds_and_analyses_the_region(tmp_path: Path) -> None:
+    done = georisk("demo", "--no-serve", data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^chemical_plants\s+40$", done.stdout, re.M)
+    found = re.search(r": (\d+) findings$", done.stdout, re.M)
+    assert found and int(found.group(1)) > 0
+    listing = georisk("layers", data_dir=tmp_path).stdout
+    assert re.search(rf"^findings\s+vector\s+{found.group(1)} features", listing, re.M)
+    assert re.search(r"^risk_surface\s+raster\s+stored", listing, re.M)
 
 
 def test_import_then_layers_then_reimport(tmp_path: Path, plants_file: Path) -> None:
