@@ -42,7 +42,7 @@ def georisk(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("cli-analysis") / "data"
-    built = georisk("demo", "--no-serve", data_dir=data)
+    built = georisk("demo", "--no-serve", "--no-analyze", data_dir=data)
     assert built.returncode == 0, built.stderr
     result = georisk("analyze", "--rules", RULES, data_dir=data)
     assert result.returncode == 0, result.stderr
