@@ -21,10 +21,12 @@ import rasterio
 import shapely
 import uvicorn
 from affine import Affine
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
+from geo_service.api import create_app
 from geo_service.catalogue import Catalogue, load_catalogue
 from geo_service.settings import Settings
 from geo_service.store import Store, open_store
@@ -173,6 +175,25 @@ def filled_settings(
         yield settings
     finally:
         drop_database(url)
+
+
+# -- the service on each store -----------------------------------------------------------------
+
+STORES = ["gpkg", "postgis"]
+
+
+@pytest.fixture(scope="module", params=STORES)
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """The module's ``gpkg_settings``, then its ``postgis_settings``: each test runs on both."""
+    settings: Settings = request.getfixturevalue(f"{request.param}_settings")
+    return settings
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The service over the module's ``settings``."""
+    with TestClient(create_app(settings)) as client:
+        yield client
 
 
 # -- a live server for real HTTP clients -------------------------------------------------------

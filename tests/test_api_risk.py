@@ -44,7 +44,6 @@ from geo_service.store import Store, open_store
 from geo_service.store.gpkg import GeoPackageStore
 from geo_service.tiling.grid import TILE_MATRIX_SET
 
-STORES = ["gpkg", "postgis"]
 FIRST = datetime(2020, 6, 1, 8, 0, tzinfo=UTC)
 ANALYST, VIEWER, ADMIN = new_key(), new_key(), new_key()
 KEYS = [
@@ -86,17 +85,6 @@ def postgis_settings(
     folder = tmp_path_factory.mktemp("risk-pg")
     with filled_settings("postgis", folder, catalogue, copy_demo, api_keys=KEYS) as settings:
         yield settings
-
-
-@pytest.fixture(scope="module", params=STORES)
-def settings(request: pytest.FixtureRequest) -> Settings:
-    return request.getfixturevalue(f"{request.param}_settings")
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,6 @@ from geo_service.store import Store, StoreError
 from geo_service.store.gpkg import GeoPackageStore
 from geo_service.store.postgis import PostGISStore
 
-STORES = ["gpkg", "postgis"]
 N = 2 * CHUNK_SIZE + 123  # three chunks
 SIZES = ["small", "medium", "large", None]
 NAMES = ["红星化工", 'it\'s, "quoted"', None, "北京化工厂", "a\nb"]
@@ -100,17 +99,6 @@ def postgis_settings(
     folder = tmp_path_factory.mktemp("downloads-pg")
     with filled_settings("postgis", folder, catalogue, _fill) as settings:
         yield settings
-
-
-@pytest.fixture(scope="module", params=STORES)
-def settings(request: pytest.FixtureRequest) -> Settings:
-    return request.getfixturevalue(f"{request.param}_settings")
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 def download(client: TestClient, fmt: str, **params: Any) -> bytes:

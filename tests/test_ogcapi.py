@@ -24,7 +24,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from conftest import filled_settings, live_server
+from conftest import STORES, filled_settings, live_server
 from fastapi.testclient import TestClient
 from geojson_pydantic import Feature, FeatureCollection
 from owslib.ogcapi.features import Features
@@ -36,7 +36,6 @@ from geo_service.catalogue import Catalogue, Layer
 from geo_service.settings import Settings
 from geo_service.store import Store, open_store
 
-STORES = ["gpkg", "postgis"]
 N_BUILDINGS = 2600  # more than one streamed chunk (1,000)
 SIZES = ["small", "medium", "large", None]
 AWKWARD = ["a'b", "x'); DROP TABLE chemical_plants; --", "中文编号-1", "p%_1", "slash/id"]
@@ -150,17 +149,6 @@ def postgis_settings(
         "postgis", tmp_path_factory.mktemp("ogc-pg"), catalogue, _fill
     ) as settings:
         yield settings
-
-
-@pytest.fixture(scope="module", params=STORES)
-def settings(request: pytest.FixtureRequest) -> Settings:
-    return request.getfixturevalue(f"{request.param}_settings")
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 def items(client: TestClient, collection: str = "chemical_plants", **params: Any) -> dict[str, Any]:

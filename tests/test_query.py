@@ -35,10 +35,9 @@ from geo_service.query import QueryError, TooManyFeatures, UnknownFeature, buffe
 from geo_service.risk.exposure import population_within
 from geo_service.settings import Settings
 from geo_service.store import Store, open_store
-from tests.conftest import filled_settings, live_server
+from tests.conftest import STORES, filled_settings, live_server
 from tests.rasters import write_tif
 
-STORES = ["gpkg", "postgis"]
 GK_114E, GK_117E = "EPSG:4547", "EPSG:4548"
 P1 = (114.2, 30.5)  # zone CM 114°E
 P2 = (117.4, 36.2)  # zone CM 117°E
@@ -133,12 +132,6 @@ def settings(
 def store(settings: Settings) -> Iterator[Store]:
     with open_store(settings) as store:
         yield store
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 def _found(result: Any, collection: str = "protection_targets") -> dict[str, float]:
