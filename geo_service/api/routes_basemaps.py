@@ -18,6 +18,7 @@ from geo_service.api.errors import BadRequest, NotFound
 from geo_service.api.routes_tiles import etag_matches
 from geo_service.tiling.grid import TileAddress, TileOutOfRange
 from geo_service.tiling.offline import TileSet, tile_sets
+from geo_service.tiling.offline import tile_set as find_tile_set
 
 router = APIRouter(tags=["basemaps"])
 
@@ -42,7 +43,9 @@ def list_basemaps(
             "tiles": [f"{request.base_url}basemaps/{tile_set.name}/{{z}}/{{x}}/{{y}}"],
             "selected": tile_set.name == settings.basemap,
         }
-        for tile_set in _sets(settings, catalogue).values()
+        for tile_set in tile_sets(
+            settings.tiles_dir, exclude={layer.id for layer in catalogue}
+        ).values()
     ]
 
 
@@ -66,7 +69,8 @@ def basemap_tile(
     y: Annotated[int, Path(description="Row, from the north (XYZ, as Leaflet asks).")],
 ) -> Response:
     """One tile of an offline basemap (rows counted from the north, as in XYZ)."""
-    tile_set = _sets(settings, catalogue).get(name)
+    # `georisk tiles build` writes <layer>.mbtiles of catalogue layers: overlays, not basemaps
+    tile_set = None if name in catalogue else find_tile_set(settings.tiles_dir, name)
     if tile_set is None:
         raise NotFound(f"no offline basemap {name!r} in the tiles folder; see /basemaps")
     try:
@@ -81,11 +85,6 @@ def basemap_tile(
     if data is None:  # empty, not an error: Leaflet then draws nothing there
         return Response(status_code=204, headers=headers)
     return Response(data, media_type=tile_set.media_type, headers=headers)
-
-
-def _sets(settings: SettingsDep, catalogue: CatalogueDep) -> dict[str, TileSet]:
-    # `georisk tiles build` writes <layer>.mbtiles of catalogue layers: overlays, not basemaps
-    return tile_sets(settings.tiles_dir, exclude={layer.id for layer in catalogue})
 
 
 def _etag(tile_set: TileSet, tile: TileAddress) -> str:

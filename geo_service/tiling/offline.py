@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Set
 from contextlib import closing
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -57,10 +58,31 @@ def tile_sets(tiles_dir: Path, exclude: Set[str] = frozenset()) -> dict[str, Til
         name = entry.stem if entry.suffix == ".mbtiles" else entry.name
         if name in exclude or name in found or not NAME.match(name):
             continue
-        tile_set = _mbtiles(name, entry) if entry.suffix == ".mbtiles" else _xyz(name, entry)
+        tile_set = _read(name, entry, entry.stat().st_mtime_ns)
         if tile_set is not None:
             found[name] = tile_set
     return found
+
+
+def tile_set(tiles_dir: Path, name: str) -> TileSet | None:
+    """The offline image tile set called ``name`` in ``tiles_dir``, or None."""
+    if not NAME.match(name):
+        return None
+    for entry in (tiles_dir / f"{name}.mbtiles", tiles_dir / name):
+        if entry.exists():
+            found = _read(name, entry, entry.stat().st_mtime_ns)
+            if found is not None:
+                return found
+    return None
+
+
+@lru_cache(maxsize=64)
+def _read(name: str, entry: Path, stamp: int) -> TileSet | None:
+    """The tile set at ``entry``, read again only when ``stamp`` (its modification time) moves.
+
+    A tile request must not read the file's metadata, or walk a folder, every time.
+    """
+    return _mbtiles(name, entry) if entry.suffix == ".mbtiles" else _xyz(name, entry)
 
 
 def _mbtiles(name: str, path: Path) -> TileSet | None:

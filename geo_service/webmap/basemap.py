@@ -18,7 +18,8 @@ import folium
 from folium.map import Layer
 
 from geo_service.settings import Settings
-from geo_service.tiling.offline import NAME, tile_sets
+from geo_service.tiling.offline import tile_set as find_tile_set
+from geo_service.tiling.offline import tile_sets
 
 BUILT_IN = ("none", "osm", "tianditu", "url")
 MAX_ZOOM = 19  # the map's deepest zoom; a tile set's last zoom is stretched beyond its own
@@ -78,14 +79,13 @@ def resolve_basemap(settings: Settings, server_url: str = "") -> Basemap | None:
                 "basemap 'url' needs GEORISK_BASEMAP_URL, an XYZ template with {z}, {x} and {y}"
             )
         return Basemap("url", (settings.basemap_url,), settings.basemap_attribution or "basemap")
-    offline = tile_sets(settings.tiles_dir) if NAME.match(choice) else {}
-    if choice not in offline:
-        known = ", ".join([*BUILT_IN, *sorted(offline or tile_sets(settings.tiles_dir))])
+    tile_set = find_tile_set(settings.tiles_dir, choice)
+    if tile_set is None:
+        known = ", ".join([*BUILT_IN, *sorted(tile_sets(settings.tiles_dir))])
         raise BasemapError(
             f"basemap {choice!r}: no tile set {choice}.mbtiles or {choice}/ in "
             f"{settings.tiles_dir}; choose one of: {known}"
         )
-    tile_set = offline[choice]
     url = f"{server_url.rstrip('/')}/basemaps/{tile_set.name}/{{z}}/{{x}}/{{y}}"
     return Basemap(
         tile_set.name,
